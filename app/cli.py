@@ -1,0 +1,98 @@
+"""The `rebate` command: serve | worker | migrate | demo | audit | simulate | bench."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from app.config import get_settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.main import create_app
+
+    settings = get_settings()
+    public_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    app = create_app(settings, public_base_url=f"http://{public_host}:{args.port}/", demo=args.demo)
+    print(f"queue-rebate on http://{public_host}:{args.port}/graphql ({settings.database_url})")
+    if settings.fake_wechat:
+        print(f"fake WeChat and the mini-program stand-in: http://{public_host}:{args.port}/mock/")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+async def _with_db(coro_factory) -> int:
+    from app.db import close_db, init_db
+
+    settings = get_settings()
+    await init_db(settings.database_url)
+    try:
+        return await coro_factory()
+    finally:
+        await close_db()
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from app.db import migrate_db
+
+    asyncio.run(migrate_db(get_settings().database_url))
+    print("database schema is up to date")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from app.db import migrate_db
+    from app.demo import load_demo
+
+    async def run() -> int:
+        loaded = await load_demo()
+        print("demo data loaded" if loaded else "the database already has products; nothing loaded")
+        return 0
+
+    asyncio.run(migrate_db(get_settings().database_url))
+    return asyncio.run(_with_db(run))
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from app.ledger.audit import audit
+
+    async def run() -> int:
+        violations = await audit()
+        for violation in violations:
+            print(f"VIOLATION: {violation}")
+        print("audit: ok" if not violations else f"audit: {len(violations)} violation(s)")
+        return 1 if violations else 0
+
+    return asyncio.run(_with_db(run))
+
+
+def _not_yet(name: str):
+    def run(args: argparse.Namespace) -> int:
+        print(f"rebate {name} is not available in this version", file=sys.stderr)
+        return 2
+
+    return run
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="rebate", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the API (uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--demo", action="store_true", help="load demo data at start")
+    serve.set_defaults(run=_serve)
+    commands.add_parser("migrate", help="create or upgrade the schema").set_defaults(run=_migrate)
+    commands.add_parser("demo", help="load demo data").set_defaults(run=_demo)
+    commands.add_parser("audit", help="check the ledger invariants").set_defaults(run=_audit)
+    for name in ("worker", "simulate", "bench"):
+        commands.add_parser(name, help=f"{name} (not available yet)").set_defaults(
+            run=_not_yet(name)
+        )
+    args = parser.parse_args(argv)
+    sys.exit(args.run(args))

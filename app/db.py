@@ -1,0 +1,67 @@
+"""Tortoise configuration and the database's lifecycle (init, migrate, close)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from tortoise import Tortoise
+
+MODEL_MODULES = [
+    "app.members.models",
+    "app.catalog.models",
+    "app.orders.models",
+    "app.rebate.models",
+    "app.ledger.models",
+]
+
+
+def tortoise_config(database_url: str) -> dict[str, Any]:
+    return {
+        "connections": {"default": database_url},
+        "apps": {
+            "models": {
+                "models": MODEL_MODULES,
+                "default_connection": "default",
+                "migrations": "app.migrations",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def _ensure_sqlite_folder(database_url: str) -> None:
+    if database_url.startswith("sqlite://") and ":memory:" not in database_url:
+        path = database_url.removeprefix("sqlite://").split("?", 1)[0]
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+async def init_db(database_url: str) -> None:
+    _ensure_sqlite_folder(database_url)
+    # Global fallback: the server opens the database in its lifespan task, and requests, jobs and
+    # tests run in other tasks that must see the same connections.
+    await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
+
+
+async def migrate_db(database_url: str) -> None:
+    """Apply every migration of app/migrations (`rebate migrate`)."""
+    from tortoise.migrations.api import migrate
+
+    _ensure_sqlite_folder(database_url)
+    await migrate(config=tortoise_config(database_url))
+    await Tortoise.close_connections()
+
+
+async def close_db() -> None:
+    await Tortoise.close_connections()
+
+
+def is_postgres(database_url: str | None = None) -> bool:
+    url = database_url or os.environ.get("DATABASE_URL", "")
+    return url.startswith(("postgres://", "postgresql://", "asyncpg://"))
+
+
+# For Tortoise's own command line (`tortoise -c app.db.TORTOISE_ORM makemigrations`).
+TORTOISE_ORM = tortoise_config(os.environ.get("DATABASE_URL", "sqlite://var/rebate.sqlite3"))

@@ -1,0 +1,139 @@
+"""The ASGI application: GraphQL, WeChat's notifications, health, and the fake WeChat in dev."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from strawberry.asgi import GraphQL
+
+from app.config import Settings, get_settings
+from app.db import close_db, init_db, migrate_db
+from app.orders.service import record_payment
+from app.wechat.client import WeChatGateway
+from app.wechat.credentials import WeChatCredentials, resolve_credentials
+from app.wechat.pay_notify import InvalidNotification, parse_v2_payment_notification, reply_xml
+from graphql_schema.context import Context
+from graphql_schema.schema import schema
+from workers.inprocess import InProcessJobs
+
+log = logging.getLogger("rebate")
+
+MAX_NOTIFICATION_BYTES = 64 * 1024
+
+
+@dataclass
+class Services:
+    credentials: WeChatCredentials
+    wechat: WeChatGateway
+    jobs: InProcessJobs
+    redis: Any = None
+
+
+class RebateGraphQL(GraphQL):
+    def __init__(self, settings: Settings, services: Services) -> None:
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if not settings.is_production else None,
+            allow_queries_via_get=True,
+        )
+        self._settings = settings
+        self._services = services
+
+    async def get_context(self, request: Any, response: Any) -> Context:
+        return Context.from_request(request, self._settings, self._services)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    public_base_url: str = "http://127.0.0.1:8000/",
+    demo: bool = False,
+) -> Starlette:
+    settings = settings or get_settings()
+    credentials = resolve_credentials(settings, public_base_url)
+    services = Services(credentials, WeChatGateway(credentials), InProcessJobs())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if not settings.is_production:
+            await migrate_db(settings.database_url)
+        await init_db(settings.database_url)
+        if settings.redis_url:
+            from redis.asyncio import Redis
+
+            services.redis = Redis.from_url(settings.redis_url)
+        if demo:
+            from app.demo import load_demo
+
+            await load_demo()
+        await services.jobs.recover()
+        try:
+            yield
+        finally:
+            await services.jobs.drain()
+            if services.redis is not None:
+                await services.redis.aclose()
+            await close_db()
+
+    async def pay_notify(request: Request) -> Response:
+        body = await request.body()
+        if len(body) > MAX_NOTIFICATION_BYTES:
+            return _xml(reply_xml(False, "body too large"))
+        try:
+            notice = parse_v2_payment_notification(body, credentials)
+        except InvalidNotification as exc:
+            log.warning("payment notification refused: %s", exc.reason)
+            return _xml(reply_xml(False, exc.reason))
+        outcome = await record_payment(notice)
+        if not outcome.accepted:
+            log.warning("payment notification %s refused: %s", notice.out_trade_no, outcome.reason)
+            return _xml(reply_xml(False, outcome.reason))
+        if outcome.newly_paid and outcome.order_id is not None:
+            # Scheduled, not awaited: WeChat gets its answer without waiting for settlement (§20).
+            services.jobs.settle_soon(outcome.order_id)
+        return _xml(reply_xml(True))
+
+    async def healthz(request: Request) -> Response:
+        from tortoise import connections
+
+        health: dict[str, Any] = {"ok": True, "database": "ok", "redis": None}
+        try:
+            await connections.get("default").execute_query("SELECT 1")
+        except Exception as exc:  # health reports any failure rather than raising it
+            health.update(ok=False, database=f"error: {type(exc).__name__}")
+        if services.redis is not None:
+            try:
+                await services.redis.ping()
+                health["redis"] = "ok"
+            except Exception as exc:
+                health.update(ok=False, redis=f"error: {type(exc).__name__}")
+        return JSONResponse(health, status_code=200 if health["ok"] else 503)
+
+    graphql_app = RebateGraphQL(settings, services)
+    routes: list[Any] = [
+        Route("/graphql", graphql_app, methods=["GET", "POST"]),
+        Route("/wechat/pay/notify", pay_notify, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
+    if settings.fake_wechat:
+        from miniprogram_mock.fake_wechat import create_fake_wechat
+
+        routes.append(
+            Mount("/mock", app=create_fake_wechat(credentials, production=settings.is_production))
+        )
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.services = services
+    app.state.settings = settings
+    return app
+
+
+def _xml(text: str) -> Response:
+    return Response(text, media_type="application/xml")

@@ -1,0 +1,313 @@
+"""Orders: creation with deductions, payment by WeChat notification, completion."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from app.catalog.models import Product
+from app.enums import OrderKind, OrderStatus
+from app.errors import BadInput, Conflict, NotFound
+from app.ledger.service import (
+    EXTERNAL_WECHAT,
+    PLATFORM_SALES,
+    AccountRef,
+    Currency,
+    balance_of,
+    post,
+    user_love_value,
+    user_points,
+)
+from app.money import allocate_proportionally
+from app.orders.models import Order, OrderLine, PaymentNotification
+from app.wechat.pay_notify import PaymentNotice
+
+MAX_LINES = 50
+MAX_QUANTITY = 9999
+PLATFORM_POINTS = AccountRef("platform:points", Currency.POINTS, may_go_negative=True)
+PLATFORM_LOVE_VALUE = AccountRef("platform:love", Currency.LOVE, may_go_negative=True)
+
+
+def new_out_trade_no(now: datetime) -> str:
+    # WeChat allows 32 characters of [0-9A-Za-z_-*]; time first so that numbers sort by creation.
+    return now.strftime("R%Y%m%d%H%M%S") + secrets.token_hex(6).upper()
+
+
+@dataclass(frozen=True, slots=True)
+class LineRequest:
+    product_id: int
+    quantity: int
+
+
+def _parse_id(value: Any, name: str) -> int:
+    try:
+        parsed = int(value)
+    except (TypeError, ValueError):
+        raise BadInput(f"{name} is not a valid id", field=name) from None
+    if parsed <= 0:
+        raise BadInput(f"{name} is not a valid id", field=name)
+    return parsed
+
+
+def parse_line_requests(raw: list[tuple[Any, Any]]) -> list[LineRequest]:
+    if not raw:
+        raise BadInput("an order needs at least one line", field="lines")
+    if len(raw) > MAX_LINES:
+        raise BadInput(f"an order has at most {MAX_LINES} lines", field="lines")
+    parsed = []
+    for index, (product_id, quantity) in enumerate(raw):
+        if (
+            not isinstance(quantity, int)
+            or isinstance(quantity, bool)
+            or not 0 < quantity <= MAX_QUANTITY
+        ):
+            raise BadInput(
+                f"lines[{index}].quantity must be between 1 and {MAX_QUANTITY}",
+                field=f"lines[{index}].quantity",
+            )
+        parsed.append(LineRequest(_parse_id(product_id, f"lines[{index}].productId"), quantity))
+    return parsed
+
+
+def _check_use(value: int | None, name: str) -> int:
+    if value is None:
+        return 0
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise BadInput(f"{name} must be a non-negative integer", field=name)
+    return value
+
+
+async def create_order(
+    user_id: int,
+    lines: list[LineRequest],
+    *,
+    points_to_use: int | None = None,
+    love_value_to_use: int | None = None,
+    now: datetime | None = None,
+) -> Order:
+    """Price the lines from our own catalogue, hold the deductions, and open the order."""
+    now = now or datetime.now(UTC)
+    points = _check_use(points_to_use, "pointsToUse")
+    love = _check_use(love_value_to_use, "loveValueToUse")
+    async with in_transaction() as conn:
+        wanted = {line.product_id for line in lines}
+        products = {p.id: p for p in await Product.filter(id__in=list(wanted)).using_db(conn)}
+        for index, line in enumerate(lines):
+            product = products.get(line.product_id)
+            if product is None:
+                raise NotFound(
+                    f"product {line.product_id} not found", field=f"lines[{index}].productId"
+                )
+            if not product.listed:
+                raise BadInput(
+                    f"product {line.product_id} is not for sale", field=f"lines[{index}].productId"
+                )
+        store_ids = {products[line.product_id].store_id for line in lines}
+        if len(store_ids) > 1:
+            raise BadInput(
+                "one order holds mall goods or one store's goods, not a mix", field="lines"
+            )
+        store_id = store_ids.pop()
+        amounts = [products[ln.product_id].price_fen * ln.quantity for ln in lines]
+        total = sum(amounts)
+        await _check_wallet(user_id, points, love, conn)
+        deduction = min(points + love, total)
+        # Deductions beyond the total are not taken: points first, then love value.
+        points = min(points, deduction)
+        love = deduction - points
+        shares = allocate_proportionally(deduction, amounts)
+        order = await Order.create(
+            out_trade_no=new_out_trade_no(now),
+            kind=OrderKind.STORE_GOODS if store_id else OrderKind.MALL,
+            user_id=user_id,
+            store_id=store_id,
+            total_fen=total,
+            points_used=points,
+            love_value_used=love,
+            deduction_fen=deduction,
+            payable_fen=total - deduction,
+            created_at=now,
+            using_db=conn,
+        )
+        await OrderLine.bulk_create(
+            [
+                OrderLine(
+                    order_id=order.id,
+                    line_no=index,
+                    product_id=line.product_id,
+                    name=products[line.product_id].name,
+                    unit_price_fen=products[line.product_id].price_fen,
+                    quantity=line.quantity,
+                    amount_fen=amount,
+                    paid_fen=amount - share,
+                )
+                for index, (line, amount, share) in enumerate(
+                    zip(lines, amounts, shares, strict=True)
+                )
+            ],
+            using_db=conn,
+        )
+        await _hold_deductions(order, conn)
+        if order.payable_fen == 0:
+            await _mark_paid(order, None, now, conn)
+    return order
+
+
+async def _check_wallet(user_id: int, points: int, love: int, conn: BaseDBAsyncClient) -> None:
+    if points and await balance_of(user_points(user_id), conn) < points:
+        raise BadInput("not enough points in the wallet", field="pointsToUse")
+    if love and await balance_of(user_love_value(user_id), conn) < love:
+        raise BadInput("not enough love value in the wallet", field="loveValueToUse")
+
+
+async def _hold_deductions(order: Order, conn: BaseDBAsyncClient) -> None:
+    """Points and love value leave the wallet when the order is created (SPEC §4)."""
+    postings = []
+    if order.points_used:
+        postings += [
+            (user_points(order.user_id), -order.points_used),
+            (PLATFORM_POINTS, order.points_used),
+        ]
+    if order.love_value_used:
+        postings += [
+            (user_love_value(order.user_id), -order.love_value_used),
+            (PLATFORM_LOVE_VALUE, order.love_value_used),
+        ]
+    if postings:
+        await post(f"deduction:{order.id}", "order_deduction", postings, conn)
+
+
+async def _mark_paid(
+    order: Order, transaction_id: str | None, paid_at: datetime, conn: BaseDBAsyncClient
+) -> None:
+    # A cashier payment is complete when paid (SPEC §4).
+    order.status = OrderStatus.COMPLETED if order.kind == OrderKind.CASHIER else OrderStatus.PAID
+    order.paid_at = paid_at
+    if order.status == OrderStatus.COMPLETED:
+        order.completed_at = paid_at
+    order.transaction_id = transaction_id
+    await order.save(
+        update_fields=["status", "paid_at", "completed_at", "transaction_id"], using_db=conn
+    )
+    if transaction_id is not None and order.payable_fen:
+        await post(
+            f"payment:{transaction_id}",
+            "payment",
+            [(EXTERNAL_WECHAT, -order.payable_fen), (PLATFORM_SALES, order.payable_fen)],
+            conn,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentOutcome:
+    accepted: bool  # answer SUCCESS to WeChat
+    order_id: int | None
+    newly_paid: bool
+    reason: str = "OK"
+
+
+async def record_payment(notice: PaymentNotice) -> PaymentOutcome:
+    """Record a verified v2 notification: our own order, our own amount, one effect per order."""
+    async with in_transaction() as conn:
+        order = (
+            await Order.filter(out_trade_no=notice.out_trade_no)
+            .using_db(conn)
+            .select_for_update()
+            .first()
+        )
+        if order is None:
+            return PaymentOutcome(False, None, False, "unknown out_trade_no")
+        if notice.total_fee != order.payable_fen:
+            return PaymentOutcome(False, order.id, False, "total_fee does not match the order")
+        if order.transaction_id == notice.transaction_id:
+            return PaymentOutcome(True, order.id, False, "duplicate")
+        if order.status != OrderStatus.PENDING_PAYMENT:
+            return PaymentOutcome(False, order.id, False, "order is not awaiting payment")
+        if (
+            await PaymentNotification.filter(transaction_id=notice.transaction_id)
+            .using_db(conn)
+            .exists()
+        ):
+            return PaymentOutcome(False, order.id, False, "transaction_id already used")
+        await PaymentNotification.create(
+            transaction_id=notice.transaction_id,
+            order_id=order.id,
+            total_fee=notice.total_fee,
+            using_db=conn,
+        )
+        await _mark_paid(order, notice.transaction_id, notice.time_end, conn)
+    return PaymentOutcome(True, order.id, True)
+
+
+async def complete_order(order_id: Any, *, now: datetime | None = None) -> Order:
+    """PAID → COMPLETED (SPEC §4: strict transitions); settlement follows when due."""
+    from app.rebate.service import mark_entries_completed
+
+    now = now or datetime.now(UTC)
+    async with in_transaction() as conn:
+        order = (
+            await Order.filter(id=_parse_id(order_id, "orderId"))
+            .using_db(conn)
+            .select_for_update()
+            .first()
+        )
+        if order is None:
+            raise NotFound(f"order {order_id} not found")
+        if order.status != OrderStatus.PAID:
+            raise Conflict(f"order {order.id} is {order.status.value}; only a PAID order completes")
+        order.status = OrderStatus.COMPLETED
+        order.completed_at = now
+        await order.save(update_fields=["status", "completed_at"], using_db=conn)
+        await mark_entries_completed(order.id, conn)
+    return order
+
+
+async def get_order(order_id: Any) -> Order:
+    order = await Order.filter(id=_parse_id(order_id, "id")).first()
+    if order is None:
+        raise NotFound(f"order {order_id} not found")
+    return order
+
+
+async def set_prepay_id(order_id: int, prepay_id: str) -> None:
+    await Order.filter(id=order_id).update(prepay_id=prepay_id)
+
+
+async def close_unpaid(order_id: int, now: datetime | None = None) -> None:
+    """Close an order that will not be paid and give its deductions back."""
+    now = now or datetime.now(UTC)
+    async with in_transaction() as conn:
+        order = await Order.filter(id=order_id).using_db(conn).select_for_update().first()
+        if order is None or order.status != OrderStatus.PENDING_PAYMENT:
+            return
+        order.status = OrderStatus.CLOSED
+        order.closed_at = now
+        await order.save(update_fields=["status", "closed_at"], using_db=conn)
+        postings = []
+        if order.points_used:
+            postings += [
+                (user_points(order.user_id), order.points_used),
+                (PLATFORM_POINTS, -order.points_used),
+            ]
+        if order.love_value_used:
+            postings += [
+                (user_love_value(order.user_id), order.love_value_used),
+                (PLATFORM_LOVE_VALUE, -order.love_value_used),
+            ]
+        if postings:
+            await post(f"deduction-release:{order.id}", "order_deduction_release", postings, conn)
+
+
+async def orders_awaiting_settlement(limit: int = 500) -> list[int]:
+    """Paid or completed orders whose settlement event has not been applied (for recovery)."""
+    return await (
+        Order.filter(settled=False, status__in=[OrderStatus.PAID, OrderStatus.COMPLETED])
+        .order_by("paid_at", "id")
+        .limit(limit)
+        .values_list("id", flat=True)
+    )

@@ -1,0 +1,115 @@
+"""Queues, their entries, contributions and payouts, and the plugin's stored settings."""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+from app.enums import EntryStatus, RatioSource, RewardOrder
+
+
+class PluginSettings(Model):
+    """One JSON document per settings area ("rebate", "distribution"), validated on the way in."""
+
+    key = fields.CharField(max_length=32, primary_key=True)
+    data = fields.JSONField(default=dict)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "plugin_settings"
+
+
+class Queue(Model):
+    """One queue key (SPEC §3). Its row is the lock that makes distribution serial (SPEC §7)."""
+
+    id = fields.IntField(primary_key=True)
+    key = fields.CharField(max_length=64, unique=True)
+    next_number = fields.BigIntField(default=1)
+    # Running figures kept in the same transaction as the entries they sum, so the progress screen
+    # and the health view read them without scanning the queue.
+    waiting_count = fields.BigIntField(default=0)
+    liability_fen = fields.BigIntField(default=0)
+    contributed_fen = fields.BigIntField(default=0)
+    paid_out_fen = fields.BigIntField(default=0)
+    returned_fen = fields.BigIntField(default=0)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "rebate_queue"
+
+
+class QueueEntry(Model):
+    id = fields.BigIntField(primary_key=True)
+    queue = fields.ForeignKeyField(
+        "models.Queue", related_name="entries", on_delete=fields.RESTRICT
+    )
+    queue_key = fields.CharField(max_length=64)
+    number = fields.BigIntField()
+    order = fields.ForeignKeyField(
+        "models.Order", related_name="entries", on_delete=fields.RESTRICT
+    )
+    line = fields.OneToOneField("models.OrderLine", related_name="entry", on_delete=fields.RESTRICT)
+    user = fields.ForeignKeyField("models.User", related_name="entries", on_delete=fields.RESTRICT)
+    status = fields.CharEnumField(EntryStatus, max_length=16, default=EntryStatus.WAITING)
+    paid_fen = fields.BigIntField()
+    ratio_bp = fields.IntField()
+    ratio_source = fields.CharEnumField(RatioSource, max_length=16)
+    entitlement_fen = fields.BigIntField()
+    rewarded_fen = fields.BigIntField(default=0)
+    # COMPLETED_FIRST pays only entries whose order is completed (SPEC §7).
+    order_completed = fields.BooleanField(default=False)
+    # The right to draw and the configuration it draws from, fixed at the settlement event (§8).
+    lottery_config = fields.JSONField(null=True)
+    lottery_drawn = fields.BooleanField(default=False)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    ended_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "queue_entry"
+        unique_together = (("queue", "number"),)
+        indexes = (("queue_id", "status", "number"), ("user_id", "id"))
+
+
+class Contribution(Model):
+    """A line's extraction into its queue (§4.1): paid out plus returned equals the amount."""
+
+    id = fields.BigIntField(primary_key=True)
+    queue = fields.ForeignKeyField(
+        "models.Queue", related_name="contributions", on_delete=fields.RESTRICT
+    )
+    order = fields.ForeignKeyField(
+        "models.Order", related_name="contributions", on_delete=fields.RESTRICT
+    )
+    line = fields.OneToOneField(
+        "models.OrderLine", related_name="contribution", on_delete=fields.RESTRICT
+    )
+    amount_fen = fields.BigIntField()
+    paid_out_fen = fields.BigIntField(default=0)
+    returned_fen = fields.BigIntField(default=0)
+    paused = fields.BooleanField(default=False)
+    # The payout rule in force when it was distributed: the FIFO audit judges it by that rule.
+    reward_order = fields.CharEnumField(RewardOrder, max_length=16, default=RewardOrder.QUEUE_ORDER)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "contribution"
+
+
+class Payout(Model):
+    id = fields.BigIntField(primary_key=True)
+    contribution = fields.ForeignKeyField(
+        "models.Contribution", related_name="payouts", on_delete=fields.RESTRICT
+    )
+    entry = fields.ForeignKeyField(
+        "models.QueueEntry", related_name="payouts", on_delete=fields.RESTRICT
+    )
+    from_order = fields.ForeignKeyField(
+        "models.Order", related_name="payouts_made", on_delete=fields.RESTRICT
+    )
+    amount_fen = fields.BigIntField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "payout"
+        unique_together = (("contribution", "entry"),)
+        indexes = (("entry_id", "id"),)

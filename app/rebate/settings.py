@@ -1,0 +1,225 @@
+"""The plugin's settings and the per-scope rebate rules, validated on the way in (SPEC §3–§12)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from app.enums import DeductionMode, LotteryMode, ResetSchedule, RewardOrder, SettleOn
+from app.errors import BadInput
+from app.money import MAX_RATIO_BP
+
+RatioBp = Annotated[int, Field(ge=0, le=MAX_RATIO_BP, strict=True)]
+NonNegative = Annotated[int, Field(ge=0, strict=True)]
+M = TypeVar("M", bound=BaseModel)
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class LevelRatio(_Strict):
+    level_id: int
+    ratio_bp: RatioBp
+
+
+class CumulativeTier(_Strict):
+    days: Annotated[int, Field(ge=1, le=3650, strict=True)]
+    min_amount_fen: NonNegative
+    ratio_bp: RatioBp
+
+
+class TimeWindow(_Strict):
+    start: str
+    end: str
+
+    @model_validator(mode="after")
+    def _hhmm(self) -> TimeWindow:
+        for value in (self.start, self.end):
+            if not _HHMM.match(value):
+                raise ValueError(f"time {value!r} is not HH:MM")
+        return self
+
+
+class LotteryConfig(_Strict):
+    mode: LotteryMode
+    ratios_bp: list[RatioBp] | None = None
+    weights: list[Annotated[int, Field(ge=0, strict=True)]] | None = None
+    min_bp: RatioBp | None = None
+    max_bp: RatioBp | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> LotteryConfig:
+        if self.mode == LotteryMode.FIXED:
+            if not self.ratios_bp:
+                raise ValueError("a FIXED lottery needs ratiosBp")
+            if self.weights is not None and (
+                len(self.weights) != len(self.ratios_bp) or sum(self.weights) == 0
+            ):
+                raise ValueError("weights must match ratiosBp one to one and not all be 0")
+        else:
+            if self.min_bp is None or self.max_bp is None or self.min_bp > self.max_bp:
+                raise ValueError("a RANGE lottery needs minBp <= maxBp")
+        return self
+
+
+class RandomReturn(_Strict):
+    enabled: bool = False
+    cash_seats: NonNegative = 0
+    points_seats: NonNegative = 0
+
+    @model_validator(mode="after")
+    def _group(self) -> RandomReturn:
+        if self.enabled and self.cash_seats + self.points_seats == 0:
+            raise ValueError("random return needs at least one seat per group")
+        return self
+
+
+class RebateRule(_Strict):
+    """The rules of one scope: a product, a store's goods, a store's cashier."""
+
+    enabled: bool = False
+    extraction_ratio_bp: RatioBp | None = None
+    ratio_bp: RatioBp | None = None
+    member_level_ratios: list[LevelRatio] = []
+    cumulative_tiers: list[CumulativeTier] = []
+    lottery: LotteryConfig | None = None
+    reward_windows: list[TimeWindow] = []
+    limit_per_user_per_day: NonNegative | None = None
+    limit_per_user_total: NonNegative | None = None
+    random_return: RandomReturn | None = None
+
+
+class DisplaySettings(_Strict):
+    show_queue_process: bool = True
+    show_accumulated_reward: bool = True
+    show_pending_reward: bool = True
+    show_member_info: bool = True
+    show_pending_amount: bool = True
+
+
+class ResetConfig(_Strict):
+    enabled: bool = False
+    schedule: ResetSchedule = ResetSchedule.DAILY
+    time: str = "00:00"
+    weekday: Annotated[int, Field(ge=1, le=7, strict=True)] | None = None
+    month_day: Annotated[int, Field(ge=1, le=31, strict=True)] | None = None
+    at: list[datetime] = []
+
+    @model_validator(mode="after")
+    def _schedule(self) -> ResetConfig:
+        if not _HHMM.match(self.time):
+            raise ValueError(f"time {self.time!r} is not HH:MM")
+        if self.enabled:
+            if self.schedule == ResetSchedule.WEEKLY and self.weekday is None:
+                raise ValueError("a WEEKLY reset needs a weekday")
+            if self.schedule == ResetSchedule.MONTHLY and self.month_day is None:
+                raise ValueError("a MONTHLY reset needs a monthDay")
+            if self.schedule == ResetSchedule.AT_TIMES and not self.at:
+                raise ValueError("an AT_TIMES reset needs at least one instant")
+        return self
+
+
+class RebateSettings(_Strict):
+    """排队返利插件基础设置. Defaults are the article's worked example (130% / 65%)."""
+
+    enabled: bool = True
+    new_products_enabled_by_default: bool = True
+    deduction_mode: DeductionMode = DeductionMode.PARTICIPATE
+    settle_on: SettleOn = SettleOn.PAID
+    reward_order: RewardOrder = RewardOrder.QUEUE_ORDER
+    display_name: Annotated[str, Field(min_length=1, max_length=32)] = "排队返利"
+    exchange_button_name: Annotated[str, Field(min_length=1, max_length=32)] = "兑换"
+    extraction_ratio_bp: RatioBp = 6500
+    default_reward_ratio_bp: RatioBp = 13000
+    member_level_ratios: list[LevelRatio] = []
+    lottery: LotteryConfig | None = None
+    points_exchange_ratio_bp: RatioBp = 10000
+    love_value_exchange_ratio_bp: RatioBp = 10000
+    love_value_frozen: bool = False
+    mall_queue: bool = True
+    all_stores_queue: bool = False
+    all_cashiers_queue: bool = False
+    random_return: RandomReturn = RandomReturn()
+    reset: ResetConfig = ResetConfig()
+    paused: bool = False
+    display: DisplaySettings = DisplaySettings()
+
+
+_NO_NULL = {"enabled", "member_level_ratios", "cumulative_tiers", "reward_windows"}
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    parts = []
+    for part in loc:
+        if isinstance(part, int):
+            parts.append(f"[{part}]")
+        else:
+            head, *rest = str(part).split("_")
+            name = head + "".join(word.title() for word in rest)
+            parts.append(("." if parts else "") + name)
+    return "".join(parts)
+
+
+def validated(model: type[M], data: dict[str, Any], prefix: str = "") -> M:
+    """Build `model` from `data`, turning every validation error into one clear BAD_USER_INPUT."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = _field_path(tuple(first["loc"]))
+        where = f"{prefix}.{field}" if prefix and field else (prefix or field)
+        message = first["msg"].removeprefix("Value error, ")
+        raise BadInput(f"{where}: {message}" if where else message, field=where or None) from None
+
+
+def merge_patch(current: BaseModel, patch: dict[str, Any]) -> dict[str, Any]:
+    """Apply a partial update: omitted keys stay, explicit null clears, nested objects merge."""
+    merged = current.model_dump(mode="python")
+    for key, value in patch.items():
+        if value is None and key in _NO_NULL:
+            raise BadInput(f"{_field_path((key,))} cannot be null", field=_field_path((key,)))
+        nested = getattr(current, key, None)
+        if isinstance(value, dict) and isinstance(nested, BaseModel):
+            merged[key] = merge_patch(nested, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+async def load_rebate_settings(conn: BaseDBAsyncClient | None = None) -> RebateSettings:
+    from app.rebate.models import PluginSettings
+
+    query = PluginSettings.filter(key="rebate")
+    if conn is not None:
+        query = query.using_db(conn)
+    row = await query.first()
+    return RebateSettings.model_validate(row.data) if row else RebateSettings()
+
+
+async def save_rebate_settings(settings: RebateSettings, conn: BaseDBAsyncClient) -> None:
+    from app.rebate.models import PluginSettings
+
+    data = settings.model_dump(mode="json")
+    updated = await PluginSettings.filter(key="rebate").using_db(conn).update(data=data)
+    if not updated:
+        await PluginSettings.create(key="rebate", data=data, using_db=conn)
+
+
+async def update_rebate_settings(patch: dict[str, Any]) -> RebateSettings:
+    from tortoise.transactions import in_transaction
+
+    async with in_transaction() as conn:
+        current = await load_rebate_settings(conn)
+        new = validated(RebateSettings, merge_patch(current, patch))
+        await save_rebate_settings(new, conn)
+    return new
+
+
+def rule_from(data: dict[str, Any] | None) -> RebateRule:
+    return RebateRule.model_validate(data or {})

@@ -1,0 +1,369 @@
+"""Resolver bodies: check who is asking, call one service, shape the answer."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import strawberry
+
+from app.catalog import service as catalog
+from app.catalog.models import Product
+from app.enums import EntryStatus, OrderStatus
+from app.errors import BadInput, NotFound, UpstreamError
+from app.members import service as members
+from app.members.models import MemberLevel, TeamLevel, User
+from app.members.tokens import issue_token
+from app.orders import service as orders
+from app.orders.models import Order, OrderLine
+from app.rebate import progress
+from app.rebate.settings import load_rebate_settings, update_rebate_settings
+from graphql_schema import types as t
+from graphql_schema.context import Context
+from graphql_schema.convert import (
+    decode_cursor,
+    encode_cursor,
+    input_to_patch,
+    opt_id,
+    page_size,
+    rule_type,
+    settings_type,
+)
+
+log = logging.getLogger("rebate.api")
+
+
+def _id(value: int) -> strawberry.ID:
+    return strawberry.ID(str(value))
+
+
+def _given(value: Any) -> Any:
+    return None if value is strawberry.UNSET else value
+
+
+def _parse_id(value: Any, name: str) -> int:
+    try:
+        parsed = int(value)
+    except (TypeError, ValueError):
+        raise BadInput(f"{name} is not a valid id", field=name) from None
+    if parsed <= 0:
+        raise BadInput(f"{name} is not a valid id", field=name)
+    return parsed
+
+
+async def user_type(user: User) -> t.User:
+    member_level = team_level = None
+    if user.member_level_id:
+        level = await MemberLevel.filter(id=user.member_level_id).first()
+        if level:
+            member_level = t.MemberLevel(id=_id(level.id), name=level.name, rank=level.rank)
+    if user.team_level_id:
+        team = await TeamLevel.filter(id=user.team_level_id).first()
+        if team:
+            team_level = t.TeamLevel(
+                id=_id(team.id), name=team.name, rate_bp=team.rate_bp, shareholder=team.shareholder
+            )
+    return t.User(
+        id=_id(user.id),
+        nickname=user.nickname,
+        avatar_url=user.avatar_url,
+        referrer_code=user.referrer_code,
+        referrer_id=opt_id(user.referrer_id),
+        member_level=member_level,
+        team_level=team_level,
+    )
+
+
+def product_type(product: Product) -> t.Product:
+    return t.Product(
+        id=_id(product.id),
+        name=product.name,
+        price_fen=product.price_fen,
+        cost_fen=product.cost_fen,
+        supply_price_fen=product.supply_price_fen,
+        source=product.source,
+        store_id=opt_id(product.store_id),
+        listed=product.listed,
+        rebate=rule_type(catalog.product_rule(product)),
+    )
+
+
+async def order_type(ctx: Context, order: Order) -> t.Order:
+    lines = await OrderLine.filter(order_id=order.id).order_by("line_no")
+    pay_params = None
+    if order.status == OrderStatus.PENDING_PAYMENT and order.prepay_id:
+        params = ctx.services.wechat.pay_params(order.prepay_id)
+        pay_params = t.PayParams(
+            app_id=params["appId"],
+            time_stamp=params["timeStamp"],
+            nonce_str=params["nonceStr"],
+            package=params["package"],
+            sign_type=params["signType"],
+            pay_sign=params["paySign"],
+        )
+    return t.Order(
+        id=_id(order.id),
+        out_trade_no=order.out_trade_no,
+        kind=order.kind,
+        status=order.status,
+        user_id=_id(order.user_id),
+        store_id=opt_id(order.store_id),
+        total_fen=order.total_fen,
+        deduction_fen=order.deduction_fen,
+        payable_fen=order.payable_fen,
+        lines=[
+            t.OrderLine(
+                id=_id(line.id),
+                product_id=opt_id(line.product_id),
+                quantity=line.quantity,
+                amount_fen=line.amount_fen,
+                paid_fen=line.paid_fen,
+                queue_key=line.queue_key,
+            )
+            for line in lines
+        ],
+        settled=order.settled,
+        pay_params=pay_params,
+        created_at=order.created_at,
+        paid_at=order.paid_at,
+        completed_at=order.completed_at,
+    )
+
+
+def entry_type(view: progress.EntryView) -> t.QueueEntry:
+    entry = view.entry
+    return t.QueueEntry(
+        id=_id(entry.id),
+        queue_key=entry.queue_key,
+        order_id=_id(entry.order_id),
+        order_line_id=_id(entry.line_id),
+        status=EntryStatus(entry.status),
+        paid_fen=entry.paid_fen,
+        ratio_bp=entry.ratio_bp,
+        ratio_source=entry.ratio_source,
+        entitlement_fen=entry.entitlement_fen,
+        rewarded_fen=view.rewarded_fen,
+        remaining_fen=view.remaining_fen,
+        progress_bp=view.progress_bp,
+        number=view.number,
+        position=view.position,
+        amount_ahead_fen=view.amount_ahead_fen,
+        estimated_wait_days=view.estimated_wait_days,
+        lottery_available=view.lottery_available,
+        created_at=entry.created_at,
+        ended_at=entry.ended_at,
+        entry_pk=entry.id,
+        show_process=view.show_process,
+    )
+
+
+# --- queries -------------------------------------------------------------------------------------
+
+
+async def me(ctx: Context) -> t.User:
+    return await user_type(await members.get_user(ctx.require_user()))
+
+
+async def products(
+    ctx: Context, store_id: Any, first: int | None, after: str | None
+) -> t.ProductPage:
+    size = page_size(first)
+    rows = await catalog.list_products(
+        store_id=store_id,
+        listed_only=not ctx.is_admin,
+        after_id=decode_cursor("product", after),
+        limit=size + 1,
+    )
+    more = len(rows) > size
+    rows = rows[:size]
+    return t.ProductPage(
+        items=[product_type(p) for p in rows],
+        next_cursor=encode_cursor("product", rows[-1].id) if more else None,
+    )
+
+
+async def order(ctx: Context, order_id: Any) -> t.Order:
+    ctx.require_any()
+    found = await orders.get_order(order_id)
+    if not ctx.is_admin and found.user_id != ctx.user_id:
+        # Someone else's order looks exactly like a missing one.
+        raise NotFound(f"order {order_id} not found")
+    return await order_type(ctx, found)
+
+
+async def my_orders(ctx: Context, first: int | None, after: str | None) -> t.OrderPage:
+    user_id = ctx.require_user()
+    size = page_size(first)
+    query = Order.filter(user_id=user_id)
+    before = decode_cursor("order", after)
+    if before is not None:
+        query = query.filter(id__lt=before)
+    rows = await query.order_by("-id").limit(size + 1)
+    more = len(rows) > size
+    rows = rows[:size]
+    return t.OrderPage(
+        items=[await order_type(ctx, o) for o in rows],
+        next_cursor=encode_cursor("order", rows[-1].id) if more else None,
+    )
+
+
+async def entry(ctx: Context, entry_id: Any) -> t.QueueEntry:
+    ctx.require_any()
+    found = await progress.get_entry(_parse_id(entry_id, "id"))
+    if not ctx.is_admin and found.user_id != ctx.user_id:
+        raise NotFound(f"entry {entry_id} not found")
+    settings = await load_rebate_settings()
+    return entry_type(await progress.entry_view(found, settings, now=ctx.now()))
+
+
+async def my_entries(
+    ctx: Context, status: EntryStatus | None, first: int | None, after: str | None
+) -> t.EntryPage:
+    user_id = ctx.require_user()
+    size = page_size(first)
+    rows = await progress.list_entries(
+        user_id, status=status, before_id=decode_cursor("entry", after), limit=size + 1
+    )
+    more = len(rows) > size
+    rows = rows[:size]
+    settings = await load_rebate_settings()
+    now = ctx.now()
+    return t.EntryPage(
+        items=[entry_type(await progress.entry_view(e, settings, now=now)) for e in rows],
+        next_cursor=encode_cursor("entry", rows[-1].id) if more else None,
+    )
+
+
+async def entry_process(
+    ctx: Context, entry: t.QueueEntry, first: int, after: str | None
+) -> t.PayoutPage:
+    size = page_size(first)
+    settings = await load_rebate_settings()
+    views = await progress.entry_payouts(
+        entry.entry_pk, settings, after_id=decode_cursor("payout", after), limit=size + 1
+    )
+    more = len(views) > size
+    views = views[:size]
+    return t.PayoutPage(
+        items=[
+            t.Payout(
+                from_order_id=_id(v.from_order_id),
+                amount_fen=v.amount_fen,
+                at=v.at,
+                payer_nickname=v.payer_nickname,
+                payer_avatar_url=v.payer_avatar_url,
+            )
+            for v in views
+        ],
+        next_cursor=encode_cursor("payout", views[-1].payout_id) if more else None,
+    )
+
+
+async def rebate_settings(ctx: Context) -> t.RebateSettings:
+    ctx.require_admin()
+    return settings_type(await load_rebate_settings())
+
+
+async def rebate_display(ctx: Context) -> t.RebateDisplay:
+    settings = await load_rebate_settings()
+    converted = settings_type(settings)
+    return t.RebateDisplay(
+        display_name=settings.display_name,
+        exchange_button_name=settings.exchange_button_name,
+        display=converted.display,
+    )
+
+
+async def member_levels(ctx: Context) -> list[t.MemberLevel]:
+    return [
+        t.MemberLevel(id=_id(level.id), name=level.name, rank=level.rank)
+        for level in await MemberLevel.all().order_by("rank", "id")
+    ]
+
+
+# --- mutations -----------------------------------------------------------------------------------
+
+
+async def login(
+    ctx: Context,
+    code: str,
+    referrer_code: str | None,
+    nickname: str | None,
+    avatar_url: str | None,
+) -> t.AuthPayload:
+    if nickname is not None and len(nickname) > 64:
+        raise BadInput("nickname is at most 64 characters", field="nickname")
+    if avatar_url is not None and len(avatar_url) > 512:
+        raise BadInput("avatarUrl is at most 512 characters", field="avatarUrl")
+    session = await ctx.services.wechat.code_to_session(code)
+    user = await members.login_with_openid(
+        session.openid,
+        session.session_key,
+        unionid=session.unionid,
+        nickname=nickname,
+        avatar_url=avatar_url,
+        referrer_code=referrer_code,
+    )
+    return t.AuthPayload(
+        token=issue_token(user.id, ctx.settings.secret_key), user=await user_type(user)
+    )
+
+
+async def upsert_product(ctx: Context, data: Any) -> t.Product:
+    ctx.require_admin()
+    return product_type(await catalog.upsert_product(input_to_patch(data)))
+
+
+async def update_rebate_settings_mutation(ctx: Context, data: Any) -> t.RebateSettings:
+    ctx.require_admin()
+    return settings_type(await update_rebate_settings(input_to_patch(data)))
+
+
+async def create_order(ctx: Context, data: Any) -> t.Order:
+    user_id = ctx.require_user()
+    lines = orders.parse_line_requests([(line.product_id, line.quantity) for line in data.lines])
+    created = await orders.create_order(
+        user_id,
+        lines,
+        points_to_use=_given(data.points_to_use),
+        love_value_to_use=_given(data.love_value_to_use),
+        now=ctx.now(),
+    )
+    if created.payable_fen > 0:
+        user = await members.get_user(user_id)
+        names = (
+            await OrderLine.filter(order_id=created.id)
+            .order_by("line_no")
+            .values_list("name", flat=True)
+        )
+        try:
+            prepay_id = await ctx.services.wechat.unified_order(
+                out_trade_no=created.out_trade_no,
+                total_fee=created.payable_fen,
+                body=" ".join(names),
+                openid=user.openid,
+                client_ip=ctx.request.client.host if ctx.request.client else "127.0.0.1",
+            )
+        except UpstreamError:
+            await orders.close_unpaid(created.id)
+            raise
+        await orders.set_prepay_id(created.id, prepay_id)
+        created.prepay_id = prepay_id
+    else:
+        ctx.services.jobs.settle_soon(created.id)
+    return await order_type(ctx, created)
+
+
+async def complete_order(ctx: Context, order_id: Any) -> t.Order:
+    ctx.require_admin()
+    completed = await orders.complete_order(order_id, now=ctx.now())
+    ctx.services.jobs.settle_soon(completed.id)
+    return await order_type(ctx, completed)
+
+
+async def audit(ctx: Context) -> t.AuditReport:
+    from app.ledger.audit import audit as run_audit
+
+    ctx.require_admin()
+    violations = await run_audit()
+    return t.AuditReport(ok=not violations, violations=violations)

@@ -1,0 +1,325 @@
+"""The GraphQL schema: the contract's Query and Mutation, each field one resolver call."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+
+from app.errors import NotImplementedYet
+from graphql_schema import resolvers as r
+from graphql_schema import types as t
+from graphql_schema.enums import (
+    ApplicationStatus,
+    CommissionStatus,
+    EntryStatus,
+    ExchangeTarget,
+    WithdrawalStatus,
+)
+from graphql_schema.errors import ErrorCodes
+from graphql_schema.inputs import (
+    CashierOrderInput,
+    CreateOrderInput,
+    DistributionSettingsInput,
+    MemberLevelInput,
+    MerchantApplicationInput,
+    ProductInput,
+    RebateSettingsInput,
+    StoreInput,
+)
+
+Info = strawberry.Info
+MAX_DEPTH = 10
+MAX_ALIASES = 30
+MAX_TOKENS = 2000
+
+
+def _later(feature: str) -> NotImplementedYet:
+    return NotImplementedYet(f"{feature} is not available yet")
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    async def me(self, info: Info) -> t.User:
+        return await r.me(info.context)
+
+    @strawberry.field
+    async def wallet(self, info: Info) -> t.Wallet:
+        info.context.require_user()
+        raise _later("the wallet")
+
+    @strawberry.field
+    async def rebate_display(self, info: Info) -> t.RebateDisplay:
+        return await r.rebate_display(info.context)
+
+    @strawberry.field
+    async def products(
+        self,
+        info: Info,
+        store_id: strawberry.ID | None = None,
+        first: int | None = 20,
+        after: str | None = None,
+    ) -> t.ProductPage:
+        return await r.products(info.context, store_id, first, after)
+
+    @strawberry.field
+    async def order(self, info: Info, id: strawberry.ID) -> t.Order | None:
+        return await r.order(info.context, id)
+
+    @strawberry.field
+    async def my_orders(
+        self, info: Info, first: int | None = 20, after: str | None = None
+    ) -> t.OrderPage:
+        return await r.my_orders(info.context, first, after)
+
+    @strawberry.field
+    async def entry(self, info: Info, id: strawberry.ID) -> t.QueueEntry | None:
+        return await r.entry(info.context, id)
+
+    @strawberry.field
+    async def my_entries(
+        self,
+        info: Info,
+        status: EntryStatus | None = None,
+        first: int | None = 20,
+        after: str | None = None,
+    ) -> t.EntryPage:
+        return await r.my_entries(info.context, status, first, after)
+
+    @strawberry.field
+    async def my_commissions(
+        self,
+        info: Info,
+        status: CommissionStatus | None = None,
+        first: int | None = 20,
+        after: str | None = None,
+    ) -> t.CommissionPage:
+        info.context.require_user()
+        raise _later("commissions")
+
+    @strawberry.field
+    async def my_team(
+        self, info: Info, first: int | None = 20, after: str | None = None
+    ) -> t.UserPage:
+        info.context.require_user()
+        raise _later("the team view")
+
+    @strawberry.field
+    async def my_merchant_applications(self, info: Info) -> list[t.MerchantApplication]:
+        info.context.require_user()
+        raise _later("merchant applications")
+
+    @strawberry.field
+    async def my_stores(self, info: Info) -> list[t.Store]:
+        info.context.require_user()
+        raise _later("store management")
+
+    @strawberry.field
+    async def my_withdrawals(
+        self, info: Info, first: int | None = 20, after: str | None = None
+    ) -> t.WithdrawalPage:
+        info.context.require_user()
+        raise _later("withdrawals")
+
+    @strawberry.field
+    async def rebate_settings(self, info: Info) -> t.RebateSettings:
+        return await r.rebate_settings(info.context)
+
+    @strawberry.field
+    async def distribution_settings(self, info: Info) -> t.DistributionSettings:
+        info.context.require_admin()
+        raise _later("distribution settings")
+
+    @strawberry.field
+    async def member_levels(self, info: Info) -> list[t.MemberLevel]:
+        return await r.member_levels(info.context)
+
+    @strawberry.field
+    async def queue_stats(self, info: Info, queue_key: str | None = None) -> list[t.QueueStats]:
+        info.context.require_admin()
+        raise _later("queue statistics")
+
+    @strawberry.field
+    async def merchant_applications(
+        self,
+        info: Info,
+        status: ApplicationStatus | None = None,
+        first: int | None = 20,
+        after: str | None = None,
+    ) -> t.ApplicationPage:
+        info.context.require_admin()
+        raise _later("merchant applications")
+
+    @strawberry.field
+    async def withdrawals(
+        self,
+        info: Info,
+        status: WithdrawalStatus | None = None,
+        first: int | None = 20,
+        after: str | None = None,
+    ) -> t.WithdrawalPage:
+        info.context.require_admin()
+        raise _later("withdrawals")
+
+    @strawberry.field
+    async def audit(self, info: Info) -> t.AuditReport:
+        return await r.audit(info.context)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    async def login(
+        self,
+        info: Info,
+        code: str,
+        referrer_code: str | None = None,
+        nickname: str | None = None,
+        avatar_url: str | None = None,
+    ) -> t.AuthPayload:
+        return await r.login(info.context, code, referrer_code, nickname, avatar_url)
+
+    @strawberry.mutation
+    async def create_order(self, info: Info, input: CreateOrderInput) -> t.Order:
+        return await r.create_order(info.context, input)
+
+    @strawberry.mutation
+    async def create_cashier_order(self, info: Info, input: CashierOrderInput) -> t.Order:
+        info.context.require_user()
+        raise _later("cashier payments")
+
+    @strawberry.mutation
+    async def confirm_receipt(self, info: Info, order_id: strawberry.ID) -> t.Order:
+        info.context.require_user()
+        raise _later("confirming receipt")
+
+    @strawberry.mutation
+    async def draw_lottery(self, info: Info, entry_id: strawberry.ID) -> t.QueueEntry:
+        info.context.require_user()
+        raise _later("the lottery")
+
+    @strawberry.mutation
+    async def exchange_entry(
+        self, info: Info, entry_id: strawberry.ID, target: ExchangeTarget
+    ) -> t.QueueEntry:
+        info.context.require_user()
+        raise _later("exchange")
+
+    @strawberry.mutation
+    async def request_withdrawal(self, info: Info, amount_fen: int) -> t.Withdrawal:
+        info.context.require_user()
+        raise _later("withdrawals")
+
+    @strawberry.mutation
+    async def transfer_points(self, info: Info, to_user_id: strawberry.ID, points: int) -> t.Wallet:
+        info.context.require_user()
+        raise _later("points transfer")
+
+    @strawberry.mutation
+    async def apply_merchant(
+        self, info: Info, input: MerchantApplicationInput
+    ) -> t.MerchantApplication:
+        info.context.require_user()
+        raise _later("merchant applications")
+
+    @strawberry.mutation
+    async def referral_qr_code(self, info: Info) -> t.QrCode:
+        info.context.require_user()
+        raise _later("referral QR codes")
+
+    @strawberry.mutation
+    async def merchant_invite_qr_code(self, info: Info) -> t.QrCode:
+        info.context.require_user()
+        raise _later("merchant invite QR codes")
+
+    @strawberry.mutation
+    async def update_rebate_settings(
+        self, info: Info, input: RebateSettingsInput
+    ) -> t.RebateSettings:
+        return await r.update_rebate_settings_mutation(info.context, input)
+
+    @strawberry.mutation
+    async def update_distribution_settings(
+        self, info: Info, input: DistributionSettingsInput
+    ) -> t.DistributionSettings:
+        info.context.require_admin()
+        raise _later("distribution settings")
+
+    @strawberry.mutation
+    async def upsert_member_level(self, info: Info, input: MemberLevelInput) -> t.MemberLevel:
+        info.context.require_admin()
+        raise _later("member levels")
+
+    @strawberry.mutation
+    async def set_user_levels(
+        self,
+        info: Info,
+        user_id: strawberry.ID,
+        member_level_id: strawberry.ID | None = None,
+        team_level_id: strawberry.ID | None = None,
+    ) -> t.User:
+        info.context.require_admin()
+        raise _later("member levels")
+
+    @strawberry.mutation
+    async def upsert_product(self, info: Info, input: ProductInput) -> t.Product:
+        return await r.upsert_product(info.context, input)
+
+    @strawberry.mutation
+    async def enable_rebate_for_all_products(self, info: Info) -> int:
+        info.context.require_admin()
+        raise _later("enabling the rebate for all products")
+
+    @strawberry.mutation
+    async def upsert_store(self, info: Info, input: StoreInput) -> t.Store:
+        info.context.require_admin()
+        raise _later("stores")
+
+    @strawberry.mutation
+    async def review_merchant_application(
+        self,
+        info: Info,
+        id: strawberry.ID,
+        approve: bool,
+        commission_rate_bp: int | None = None,
+        reject_reason: str | None = None,
+    ) -> t.MerchantApplication:
+        info.context.require_admin()
+        raise _later("merchant review")
+
+    @strawberry.mutation
+    async def complete_order(self, info: Info, order_id: strawberry.ID) -> t.Order:
+        return await r.complete_order(info.context, order_id)
+
+    @strawberry.mutation
+    async def refund_order(
+        self, info: Info, order_id: strawberry.ID, reason: str | None = None
+    ) -> t.Order:
+        info.context.require_admin()
+        raise _later("refunds")
+
+    @strawberry.mutation
+    async def reset_queues_now(self, info: Info) -> int:
+        info.context.require_admin()
+        raise _later("queue resets")
+
+    @strawberry.mutation
+    async def review_withdrawal(self, info: Info, id: strawberry.ID, approve: bool) -> t.Withdrawal:
+        info.context.require_admin()
+        raise _later("withdrawals")
+
+
+def build_schema() -> strawberry.Schema:
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=[
+            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+            ErrorCodes,
+        ],
+    )
+
+
+schema = build_schema()

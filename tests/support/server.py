@@ -1,0 +1,84 @@
+"""A real server for end-to-end tests: uvicorn on a loopback port, in the tests' event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+import uvicorn
+from tortoise import Tortoise, connections
+
+from app.config import Settings
+from app.db import is_postgres
+from app.main import create_app
+
+ADMIN_TOKEN = "test-admin-token"
+SECRET_KEY = "test-secret-key-of-thirty-two-bytes-or-more"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_database_url() -> str:
+    """DATABASE_URL when CI gives one (a fresh PostgreSQL database), else a new SQLite file."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    folder = Path(tempfile.mkdtemp(prefix="rebate-test-"))
+    return f"sqlite://{folder / 'test.sqlite3'}"
+
+
+class LiveServer:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}/"
+        self.settings = Settings(
+            app_env="test",
+            database_url=test_database_url(),
+            secret_key=SECRET_KEY,
+            admin_token=ADMIN_TOKEN,
+            wechat_fake=True,
+        )
+        self.app = create_app(self.settings, public_base_url=self.base_url)
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def services(self):
+        return self.app.state.services
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self.server.serve())
+        while not self.server.started:
+            if self._task.done():
+                self._task.result()
+                raise RuntimeError("the test server stopped during start-up")
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        if self._task is not None:
+            await self._task
+
+    async def wipe(self) -> None:
+        """Empty every table between tests, keeping the schema."""
+        await self.services.jobs.drain()
+        conn = connections.get("default")
+        tables = [
+            model._meta.db_table
+            for model in Tortoise.apps["models"].values()  # type: ignore[index]
+        ]
+        if is_postgres(self.settings.database_url):
+            await conn.execute_script(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE;")
+        else:
+            script = "".join(f"DELETE FROM {table};" for table in tables)
+            await conn.execute_script(script + "DELETE FROM sqlite_sequence;")
