@@ -81,4 +81,7 @@ class LiveServer:
             await conn.execute_script(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE;")
         else:
             script = "".join(f"DELETE FROM {table};" for table in tables)
-            await conn.execute_script(script + "DELETE FROM sqlite_sequence;")
+            await conn.execute_script(
+                "PRAGMA foreign_keys=OFF;" + script + "DELETE FROM sqlite_sequence;"
+                "PRAGMA foreign_keys=ON;"
+            )
