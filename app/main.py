@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
+import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
@@ -35,6 +37,8 @@ class Services:
     wechat: WeChatGateway
     jobs: InProcessJobs
     redis: Any = None
+    # Lottery draws and random-return seats; a test may put a seeded generator here.
+    rng: random.Random = field(default_factory=secrets.SystemRandom)
 
 
 class RebateGraphQL(GraphQL):

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Any
 
 import strawberry
 
 from app.catalog import service as catalog
-from app.catalog.models import Product
-from app.enums import EntryStatus, OrderStatus
+from app.catalog.models import Product, Store
+from app.enums import EntryStatus, ExchangeTarget, OrderStatus
 from app.errors import BadInput, NotFound, UpstreamError
 from app.members import service as members
 from app.members.models import MemberLevel, TeamLevel, User
 from app.members.tokens import issue_token
 from app.orders import service as orders
 from app.orders.models import Order, OrderLine
-from app.rebate import progress
+from app.rebate import actions, progress
+from app.rebate.models import QueueEntry
 from app.rebate.settings import load_rebate_settings, update_rebate_settings
 from graphql_schema import types as t
 from graphql_schema.context import Context
@@ -329,18 +331,49 @@ async def create_order(ctx: Context, data: Any) -> t.Order:
         love_value_to_use=_given(data.love_value_to_use),
         now=ctx.now(),
     )
+    names = (
+        await OrderLine.filter(order_id=created.id)
+        .order_by("line_no")
+        .values_list("name", flat=True)
+    )
+    return await _open_payment(ctx, created, " ".join(names))
+
+
+async def audit(ctx: Context) -> t.AuditReport:
+    from app.ledger.audit import audit as run_audit
+
+    ctx.require_admin()
+    violations = await run_audit()
+    return t.AuditReport(ok=not violations, violations=violations)
+
+
+def store_type(store: Store) -> t.Store:
+    return t.Store(
+        id=_id(store.id),
+        name=store.name,
+        owner_id=opt_id(store.owner_id),
+        referrer_id=opt_id(store.referrer_id),
+        commission_rate_bp=store.commission_rate_bp,
+        goods_rebate=rule_type(catalog.store_goods_rule(store)),
+        cashier_rebate=rule_type(catalog.store_cashier_rule(store)),
+        cashier_qr_scene=store.cashier_qr_scene,
+    )
+
+
+async def _entry_answer(ctx: Context, entry: QueueEntry) -> t.QueueEntry:
+    settings = await load_rebate_settings()
+    return entry_type(await progress.entry_view(entry, settings, now=ctx.now()))
+
+
+async def _open_payment(ctx: Context, created: Order, body: str) -> t.Order:
+    """Place the order with WeChat Pay, or settle it at once when nothing is left to pay (§4)."""
     if created.payable_fen > 0:
-        user = await members.get_user(user_id)
-        names = (
-            await OrderLine.filter(order_id=created.id)
-            .order_by("line_no")
-            .values_list("name", flat=True)
-        )
+        user = await members.get_user(created.user_id)
         try:
             prepay_id = await ctx.services.wechat.unified_order(
                 out_trade_no=created.out_trade_no,
                 total_fee=created.payable_fen,
-                body=" ".join(names),
+                body=body,
                 openid=user.openid,
                 client_ip=ctx.request.client.host if ctx.request.client else "127.0.0.1",
             )
@@ -354,16 +387,84 @@ async def create_order(ctx: Context, data: Any) -> t.Order:
     return await order_type(ctx, created)
 
 
-async def complete_order(ctx: Context, order_id: Any) -> t.Order:
-    ctx.require_admin()
-    completed = await orders.complete_order(order_id, now=ctx.now())
+async def create_cashier_order(ctx: Context, data: Any) -> t.Order:
+    user_id = ctx.require_user()
+    created = await orders.create_cashier_order(
+        user_id, data.store_id, data.amount_fen, now=ctx.now()
+    )
+    # A cashier payment is complete when paid: its settlement follows the payment.
+    return await _open_payment(ctx, created, "收银台买单")
+
+
+async def confirm_receipt(ctx: Context, order_id: Any) -> t.Order:
+    user_id = ctx.require_user()
+    completed = await orders.complete_order(order_id, now=ctx.now(), buyer_id=user_id)
     ctx.services.jobs.settle_soon(completed.id)
     return await order_type(ctx, completed)
 
 
-async def audit(ctx: Context) -> t.AuditReport:
-    from app.ledger.audit import audit as run_audit
+async def draw_lottery(ctx: Context, entry_id: Any) -> t.QueueEntry:
+    user_id = ctx.require_user()
+    drawn = await actions.draw_lottery(
+        _parse_id(entry_id, "entryId"), user_id=user_id, now=ctx.now(), rng=ctx.services.rng
+    )
+    return await _entry_answer(ctx, drawn)
 
+
+async def exchange_entry(ctx: Context, entry_id: Any, target: ExchangeTarget) -> t.QueueEntry:
+    user_id = ctx.require_user()
+    exchanged = await actions.exchange_entry(
+        _parse_id(entry_id, "entryId"), ExchangeTarget(target), user_id=user_id, now=ctx.now()
+    )
+    return await _entry_answer(ctx, exchanged)
+
+
+async def upsert_member_level(ctx: Context, data: Any) -> t.MemberLevel:
     ctx.require_admin()
-    violations = await run_audit()
-    return t.AuditReport(ok=not violations, violations=violations)
+    level = await members.upsert_member_level(input_to_patch(data))
+    return t.MemberLevel(id=_id(level.id), name=level.name, rank=level.rank)
+
+
+async def set_user_levels(ctx: Context, user_id: Any, changes: dict[str, Any]) -> t.User:
+    ctx.require_admin()
+    return await user_type(await members.set_user_levels(user_id, changes))
+
+
+async def enable_rebate_for_all_products(ctx: Context) -> int:
+    ctx.require_admin()
+    return await catalog.enable_rebate_for_all_products()
+
+
+async def upsert_store(ctx: Context, data: Any) -> t.Store:
+    ctx.require_admin()
+    return store_type(await catalog.upsert_store(input_to_patch(data)))
+
+
+async def my_stores(ctx: Context) -> list[t.Store]:
+    user_id = ctx.require_user()
+    return [store_type(s) for s in await Store.filter(owner_id=user_id).order_by("id")]
+
+
+async def complete_order_as(ctx: Context, order_id: Any) -> t.Order:
+    """The operator completes any order; a store's owner the orders of their store."""
+    ctx.require_any()
+    owner = None if ctx.is_admin else ctx.user_id
+    completed = await orders.complete_order(order_id, now=ctx.now(), store_owner_id=owner)
+    ctx.services.jobs.settle_soon(completed.id)
+    return await order_type(ctx, completed)
+
+
+async def refund_order(ctx: Context, order_id: Any, reason: str | None) -> t.Order:
+    ctx.require_admin()
+    if reason is not None and len(reason) > 256:
+        raise BadInput("reason is at most 256 characters", field="reason")
+    refunded = await actions.refund_order(
+        _parse_id(order_id, "orderId"), reason=reason, now=ctx.now()
+    )
+    return await order_type(ctx, refunded)
+
+
+async def reset_queues_now(ctx: Context) -> int:
+    ctx.require_admin()
+    now = ctx.now()
+    return await actions.reset_queues(f"manual:{now.isoformat()}:{secrets.token_hex(4)}", now=now)

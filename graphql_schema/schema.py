@@ -111,8 +111,7 @@ class Query:
 
     @strawberry.field
     async def my_stores(self, info: Info) -> list[t.Store]:
-        info.context.require_user()
-        raise _later("store management")
+        return await r.my_stores(info.context)
 
     @strawberry.field
     async def my_withdrawals(
@@ -185,25 +184,21 @@ class Mutation:
 
     @strawberry.mutation
     async def create_cashier_order(self, info: Info, input: CashierOrderInput) -> t.Order:
-        info.context.require_user()
-        raise _later("cashier payments")
+        return await r.create_cashier_order(info.context, input)
 
     @strawberry.mutation
     async def confirm_receipt(self, info: Info, order_id: strawberry.ID) -> t.Order:
-        info.context.require_user()
-        raise _later("confirming receipt")
+        return await r.confirm_receipt(info.context, order_id)
 
     @strawberry.mutation
     async def draw_lottery(self, info: Info, entry_id: strawberry.ID) -> t.QueueEntry:
-        info.context.require_user()
-        raise _later("the lottery")
+        return await r.draw_lottery(info.context, entry_id)
 
     @strawberry.mutation
     async def exchange_entry(
         self, info: Info, entry_id: strawberry.ID, target: ExchangeTarget
     ) -> t.QueueEntry:
-        info.context.require_user()
-        raise _later("exchange")
+        return await r.exchange_entry(info.context, entry_id, target)
 
     @strawberry.mutation
     async def request_withdrawal(self, info: Info, amount_fen: int) -> t.Withdrawal:
@@ -247,19 +242,26 @@ class Mutation:
 
     @strawberry.mutation
     async def upsert_member_level(self, info: Info, input: MemberLevelInput) -> t.MemberLevel:
-        info.context.require_admin()
-        raise _later("member levels")
+        return await r.upsert_member_level(info.context, input)
 
     @strawberry.mutation
     async def set_user_levels(
         self,
         info: Info,
         user_id: strawberry.ID,
-        member_level_id: strawberry.ID | None = None,
-        team_level_id: strawberry.ID | None = None,
+        # UNSET: an omitted level stays as it is; an explicit null clears it.
+        member_level_id: strawberry.ID | None = strawberry.UNSET,
+        team_level_id: strawberry.ID | None = strawberry.UNSET,
     ) -> t.User:
-        info.context.require_admin()
-        raise _later("member levels")
+        changes = {
+            key: value
+            for key, value in (
+                ("member_level_id", member_level_id),
+                ("team_level_id", team_level_id),
+            )
+            if value is not strawberry.UNSET
+        }
+        return await r.set_user_levels(info.context, user_id, changes)
 
     @strawberry.mutation
     async def upsert_product(self, info: Info, input: ProductInput) -> t.Product:
@@ -267,13 +269,11 @@ class Mutation:
 
     @strawberry.mutation
     async def enable_rebate_for_all_products(self, info: Info) -> int:
-        info.context.require_admin()
-        raise _later("enabling the rebate for all products")
+        return await r.enable_rebate_for_all_products(info.context)
 
     @strawberry.mutation
     async def upsert_store(self, info: Info, input: StoreInput) -> t.Store:
-        info.context.require_admin()
-        raise _later("stores")
+        return await r.upsert_store(info.context, input)
 
     @strawberry.mutation
     async def review_merchant_application(
@@ -289,19 +289,17 @@ class Mutation:
 
     @strawberry.mutation
     async def complete_order(self, info: Info, order_id: strawberry.ID) -> t.Order:
-        return await r.complete_order(info.context, order_id)
+        return await r.complete_order_as(info.context, order_id)
 
     @strawberry.mutation
     async def refund_order(
         self, info: Info, order_id: strawberry.ID, reason: str | None = None
     ) -> t.Order:
-        info.context.require_admin()
-        raise _later("refunds")
+        return await r.refund_order(info.context, order_id, reason)
 
     @strawberry.mutation
     async def reset_queues_now(self, info: Info) -> int:
-        info.context.require_admin()
-        raise _later("queue resets")
+        return await r.reset_queues_now(info.context)
 
     @strawberry.mutation
     async def review_withdrawal(self, info: Info, id: strawberry.ID, approve: bool) -> t.Withdrawal:

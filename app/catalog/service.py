@@ -10,6 +10,7 @@ from tortoise.transactions import in_transaction
 from app.catalog.models import Product, Store
 from app.enums import ProductSource
 from app.errors import BadInput, NotFound
+from app.money import BP_SCALE
 from app.rebate.settings import RebateRule, load_rebate_settings, merge_patch, validated
 
 _MAX_PRICE_FEN = 10**11  # a billion yuan: anything above is a typo, not a product
@@ -145,3 +146,77 @@ async def list_products(
     if after_id is not None:
         query = query.filter(id__gt=after_id)
     return await query.order_by("id").limit(limit)
+
+
+async def upsert_store(data: dict[str, Any]) -> Store:
+    """Create (no id) or update a store with its goods and cashier rules."""
+    from app.members.models import User
+
+    async with in_transaction() as conn:
+        store_id = data.get("id")
+        store = None
+        if store_id is not None:
+            store = (
+                await Store.filter(id=_parse_id(store_id, "id"))
+                .using_db(conn)
+                .select_for_update()
+                .first()
+            )
+            if store is None:
+                raise NotFound(f"store {store_id} not found")
+        elif not data.get("name"):
+            raise BadInput("name is required for a new store", field="name")
+        if "name" in data and (not data["name"] or len(data["name"]) > 128):
+            raise BadInput("name must be 1 to 128 characters", field="name")
+        owner_id = data.get("owner_id", store.owner_id if store else None)
+        if owner_id is not None:
+            owner_id = _parse_id(owner_id, "ownerId")
+            if not await User.filter(id=owner_id).using_db(conn).exists():
+                raise NotFound(f"user {owner_id} not found", field="ownerId")
+        rate = data.get("commission_rate_bp", store.commission_rate_bp if store else 0)
+        if not isinstance(rate, int) or isinstance(rate, bool) or not 0 <= rate <= BP_SCALE:
+            raise BadInput("commissionRateBp must be between 0 and 10000", field="commissionRateBp")
+        goods = store_goods_rule(store) if store else RebateRule()
+        cashier = store_cashier_rule(store) if store else RebateRule()
+        if data.get("goods_rebate") is not None:
+            goods = validated(RebateRule, merge_patch(goods, data["goods_rebate"]), "goodsRebate")
+        if data.get("cashier_rebate") is not None:
+            cashier = validated(
+                RebateRule, merge_patch(cashier, data["cashier_rebate"]), "cashierRebate"
+            )
+        fields = {
+            "name": data.get("name", store.name if store else None),
+            "owner_id": owner_id,
+            "commission_rate_bp": rate,
+            "goods_rebate": goods.model_dump(mode="json"),
+            "cashier_rebate": cashier.model_dump(mode="json"),
+        }
+        if store is None:
+            return await Store.create(
+                **fields, cashier_qr_scene=f"cashier_{secrets.token_hex(6)}", using_db=conn
+            )
+        for name, value in fields.items():
+            setattr(store, name, value)
+        await store.save(using_db=conn)
+        return store
+
+
+async def get_store(store_id: Any) -> Store:
+    store = await Store.filter(id=_parse_id(store_id, "id")).first()
+    if store is None:
+        raise NotFound(f"store {store_id} not found")
+    return store
+
+
+async def enable_rebate_for_all_products() -> int:
+    """一键启用: switch the rebate on for every product that has it off; returns how many."""
+    changed = 0
+    async with in_transaction() as conn:
+        for product in await Product.all().using_db(conn).select_for_update():
+            rule = product_rule(product)
+            if not rule.enabled:
+                rule.enabled = True
+                product.rebate = rule.model_dump(mode="json")
+                await product.save(update_fields=["rebate"], using_db=conn)
+                changed += 1
+    return changed

@@ -32,6 +32,10 @@ class AccountRef:
 EXTERNAL_WECHAT = AccountRef("external:wechat_pay", Currency.FEN, may_go_negative=True)
 PLATFORM_SALES = AccountRef("platform:sales", Currency.FEN, may_go_negative=True)
 PLATFORM_RETURNED = AccountRef("platform:rebate_returned", Currency.FEN, may_go_negative=True)
+# Points and love value are issued by the platform (exchange, random return) and come back to it
+# when spent as deduction at checkout.
+PLATFORM_POINTS = AccountRef("platform:points", Currency.POINTS, may_go_negative=True)
+PLATFORM_LOVE_VALUE = AccountRef("platform:love", Currency.LOVE, may_go_negative=True)
 
 
 def user_cash(user_id: int) -> AccountRef:

@@ -32,6 +32,7 @@ class Order(Model):
     paid_at = fields.DatetimeField(null=True)
     completed_at = fields.DatetimeField(null=True)
     refunded_at = fields.DatetimeField(null=True)
+    refund_reason = fields.CharField(max_length=256, null=True)
     closed_at = fields.DatetimeField(null=True)
 
     class Meta:

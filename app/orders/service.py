@@ -12,12 +12,12 @@ from tortoise.transactions import in_transaction
 
 from app.catalog.models import Product
 from app.enums import OrderKind, OrderStatus
-from app.errors import BadInput, Conflict, NotFound
+from app.errors import BadInput, Conflict, Forbidden, NotFound
 from app.ledger.service import (
     EXTERNAL_WECHAT,
+    PLATFORM_LOVE_VALUE,
+    PLATFORM_POINTS,
     PLATFORM_SALES,
-    AccountRef,
-    Currency,
     balance_of,
     post,
     user_love_value,
@@ -28,9 +28,8 @@ from app.orders.models import Order, OrderLine, PaymentNotification
 from app.wechat.pay_notify import PaymentNotice
 
 MAX_LINES = 50
+MAX_CASHIER_FEN = 10_000_000  # 100,000 yuan in one in-store payment is a typo, not a purchase
 MAX_QUANTITY = 9999
-PLATFORM_POINTS = AccountRef("platform:points", Currency.POINTS, may_go_negative=True)
-PLATFORM_LOVE_VALUE = AccountRef("platform:love", Currency.LOVE, may_go_negative=True)
 
 
 def new_out_trade_no(now: datetime) -> str:
@@ -158,6 +157,48 @@ async def create_order(
     return order
 
 
+async def create_cashier_order(
+    user_id: int, store_id: Any, amount_fen: Any, *, now: datetime | None = None
+) -> Order:
+    """收银台买单: the amount the consumer typed at the store's cashier, as a one-line order."""
+    from app.catalog.models import Store
+
+    now = now or datetime.now(UTC)
+    if (
+        not isinstance(amount_fen, int)
+        or isinstance(amount_fen, bool)
+        or not 0 < amount_fen <= MAX_CASHIER_FEN
+    ):
+        raise BadInput(f"amountFen must be between 1 and {MAX_CASHIER_FEN} fen", field="amountFen")
+    store_pk = _parse_id(store_id, "storeId")
+    async with in_transaction() as conn:
+        store = await Store.filter(id=store_pk).using_db(conn).first()
+        if store is None:
+            raise NotFound(f"store {store_id} not found", field="storeId")
+        order = await Order.create(
+            out_trade_no=new_out_trade_no(now),
+            kind=OrderKind.CASHIER,
+            user_id=user_id,
+            store_id=store.id,
+            total_fen=amount_fen,
+            payable_fen=amount_fen,
+            created_at=now,
+            using_db=conn,
+        )
+        await OrderLine.create(
+            order_id=order.id,
+            line_no=0,
+            product_id=None,
+            name=f"{store.name} 收银台买单"[:128],
+            unit_price_fen=amount_fen,
+            quantity=1,
+            amount_fen=amount_fen,
+            paid_fen=amount_fen,
+            using_db=conn,
+        )
+    return order
+
+
 async def _check_wallet(user_id: int, points: int, love: int, conn: BaseDBAsyncClient) -> None:
     if points and await balance_of(user_points(user_id), conn) < points:
         raise BadInput("not enough points in the wallet", field="pointsToUse")
@@ -244,8 +285,19 @@ async def record_payment(notice: PaymentNotice) -> PaymentOutcome:
     return PaymentOutcome(True, order.id, True)
 
 
-async def complete_order(order_id: Any, *, now: datetime | None = None) -> Order:
-    """PAID → COMPLETED (SPEC §4: strict transitions); settlement follows when due."""
+async def complete_order(
+    order_id: Any,
+    *,
+    now: datetime | None = None,
+    buyer_id: int | None = None,
+    store_owner_id: int | None = None,
+) -> Order:
+    """PAID → COMPLETED (SPEC §4: strict transitions); settlement follows when due.
+
+    The operator completes any order; `buyer_id` confirms receipt of one's own order and
+    `store_owner_id` completes an order of one's own store.
+    """
+    from app.catalog.models import Store
     from app.rebate.service import mark_entries_completed
 
     now = now or datetime.now(UTC)
@@ -256,8 +308,18 @@ async def complete_order(order_id: Any, *, now: datetime | None = None) -> Order
             .select_for_update()
             .first()
         )
-        if order is None:
+        if order is None or (buyer_id is not None and order.user_id != buyer_id):
             raise NotFound(f"order {order_id} not found")
+        if store_owner_id is not None:
+            owners = (
+                await Store.filter(id=order.store_id)
+                .using_db(conn)
+                .values_list("owner_id", flat=True)
+                if order.store_id
+                else []
+            )
+            if not owners or owners[0] != store_owner_id:
+                raise Forbidden("only the operator or the store's owner completes this order")
         if order.status != OrderStatus.PAID:
             raise Conflict(f"order {order.id} is {order.status.value}; only a PAID order completes")
         order.status = OrderStatus.COMPLETED

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tortoise import fields
 from tortoise.models import Model
 
-from app.enums import EntryStatus, RatioSource, RewardOrder
+from app.enums import EntryStatus, OrderKind, RatioSource, RewardOrder
 
 
 class PluginSettings(Model):
@@ -32,6 +32,12 @@ class Queue(Model):
     contributed_fen = fields.BigIntField(default=0)
     paid_out_fen = fields.BigIntField(default=0)
     returned_fen = fields.BigIntField(default=0)
+    # Random return (随机返, SPEC §6): the group being filled. Kept on the locked queue row, so
+    # exactly `pointsSeats` of every group convert, across restarts and concurrent workers.
+    rr_group_size = fields.IntField(default=0)
+    rr_points_seats = fields.IntField(default=0)
+    rr_seats_left = fields.IntField(default=0)
+    rr_points_left = fields.IntField(default=0)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -50,6 +56,12 @@ class QueueEntry(Model):
     )
     line = fields.OneToOneField("models.OrderLine", related_name="entry", on_delete=fields.RESTRICT)
     user = fields.ForeignKeyField("models.User", related_name="entries", on_delete=fields.RESTRICT)
+    # Where the line came from, for the limits of its scopes (SPEC §6): the product, the store
+    # and the kind of order, and the operator's calendar day of the payment.
+    product_id = fields.IntField(null=True)
+    store_id = fields.IntField(null=True)
+    order_kind = fields.CharEnumField(OrderKind, max_length=16)
+    paid_day = fields.DateField()
     status = fields.CharEnumField(EntryStatus, max_length=16, default=EntryStatus.WAITING)
     paid_fen = fields.BigIntField()
     ratio_bp = fields.IntField()
@@ -67,7 +79,12 @@ class QueueEntry(Model):
     class Meta:
         table = "queue_entry"
         unique_together = (("queue", "number"),)
-        indexes = (("queue_id", "status", "number"), ("user_id", "id"))
+        indexes = (
+            ("queue_id", "status", "number"),
+            ("user_id", "id"),
+            ("user_id", "product_id", "paid_day"),
+            ("user_id", "store_id", "order_kind", "paid_day"),
+        )
 
 
 class Contribution(Model):
@@ -113,3 +130,17 @@ class Payout(Model):
         table = "payout"
         unique_together = (("contribution", "entry"),)
         indexes = (("entry_id", "id"),)
+
+
+class ResetRun(Model):
+    """One queue reset (SPEC §10): the unique instant key makes each instant take effect once."""
+
+    id = fields.IntField(primary_key=True)
+    instant_key = fields.CharField(max_length=64, unique=True)
+    scheduled_for = fields.DatetimeField(null=True)
+    cleared = fields.BigIntField(default=0)
+    forfeited_fen = fields.BigIntField(default=0)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "reset_run"
