@@ -20,6 +20,7 @@ from app.orders.models import Order, OrderLine
 from app.rebate import actions, progress
 from app.rebate.models import QueueEntry
 from app.rebate.settings import load_rebate_settings, update_rebate_settings
+from app.wallet import service as wallet_service
 from graphql_schema import types as t
 from graphql_schema.context import Context
 from graphql_schema.convert import (
@@ -468,3 +469,22 @@ async def reset_queues_now(ctx: Context) -> int:
     ctx.require_admin()
     now = ctx.now()
     return await actions.reset_queues(f"manual:{now.isoformat()}:{secrets.token_hex(4)}", now=now)
+
+
+async def wallet(ctx: Context) -> t.Wallet:
+    view = await wallet_service.wallet_of(ctx.require_user())
+    return t.Wallet(
+        balance_fen=view.balance_fen,
+        pending_commission_fen=view.pending_commission_fen,
+        points=view.points,
+        love_value=view.love_value,
+        love_value_frozen=view.love_value_frozen,
+    )
+
+
+async def transfer_points(ctx: Context, to_user_id: Any, points: int) -> t.Wallet:
+    user_id = ctx.require_user()
+    # Each call is its own transfer; the key only guards against the same call being applied twice.
+    key = f"points-transfer:{user_id}:{secrets.token_hex(12)}"
+    await wallet_service.transfer_points(user_id, to_user_id, points, key=key)
+    return await wallet(ctx)

@@ -267,6 +267,14 @@ def create_fake_wechat(
         out_trade_no = payload.get("outTradeNo") if isinstance(payload, dict) else None
         total_fee = payload.get("totalFee") if isinstance(payload, dict) else None
         given_transaction_id = payload.get("transactionId") if isinstance(payload, dict) else None
+        # The payment's time as WeChat reports it (yyyyMMddHHmmss, Beijing time): lets a test
+        # pay inside or outside a reward window.
+        given_time_end = payload.get("timeEnd") if isinstance(payload, dict) else None
+        if given_time_end is not None:
+            try:
+                datetime.strptime(str(given_time_end), "%Y%m%d%H%M%S")
+            except ValueError:
+                return JSONResponse({"error": "timeEnd is yyyyMMddHHmmss"}, status_code=400)
         if not isinstance(out_trade_no, str):
             return JSONResponse({"error": "outTradeNo is required"}, status_code=400)
         if total_fee is not None and (
@@ -283,7 +291,7 @@ def create_fake_wechat(
             order.transaction_id = given_transaction_id or (
                 "4200" + datetime.now(WECHAT_TZ).strftime("%Y%m%d") + secrets.token_hex(9)
             )
-            order.time_end = format_time_end()
+            order.time_end = str(given_time_end) if given_time_end else format_time_end()
         transaction_id = given_transaction_id or order.transaction_id or ""
         notice = build_v2_payment_notification(
             creds,

@@ -42,6 +42,10 @@ def user_cash(user_id: int) -> AccountRef:
     return AccountRef(f"user:{user_id}:cash", Currency.FEN, user_id=user_id)
 
 
+def user_commission_pending(user_id: int) -> AccountRef:
+    return AccountRef(f"user:{user_id}:commission_pending", Currency.FEN, user_id=user_id)
+
+
 def user_points(user_id: int) -> AccountRef:
     return AccountRef(f"user:{user_id}:points", Currency.POINTS, user_id=user_id)
 

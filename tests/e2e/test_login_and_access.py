@@ -81,7 +81,7 @@ async def test_a_consumer_sees_only_their_own_orders_and_entries(anonymous, admi
 
 async def test_not_yet_built_fields_say_so(anonymous):
     consumer = await anonymous.login("x")
-    error = await consumer.error("{ wallet { balanceFen } }")
+    error = await consumer.error("{ myCommissions { items { id } } }")
     assert error.code == "NOT_IMPLEMENTED"
 
 
