@@ -7,6 +7,7 @@ from collections import defaultdict
 from tortoise import connections
 
 from app.enums import EntryStatus, RewardOrder
+from app.rebate.figures import BUCKET_SIZE
 
 
 async def _rows(sql: str) -> list[dict]:
@@ -72,6 +73,7 @@ async def audit() -> list[str]:
             f"(payouts {row['paid']}) + returned {row['returned']}"
         )
     violations += await _fifo_violations()
+    violations += await _queue_figure_violations()
     # 6. One effect per cause: a settled order has at most one contribution and entry per line
     # (unique keys), and an unsettled order none at all.
     for row in await _rows(
@@ -130,5 +132,55 @@ async def _fifo_violations() -> list[str]:
         for entry in skipped:
             violations.append(
                 f"entry {entry['id']} still waits behind an entry of its queue already paid"
+            )
+    return violations
+
+
+async def _queue_figure_violations() -> list[str]:
+    """The running figures of each queue equal the entries they sum (what progress reads)."""
+    violations: list[str] = []
+    waiting = EntryStatus.WAITING.value
+    for row in await _rows(
+        "SELECT q.key AS key, q.waiting_count AS stored_n, q.liability_fen AS stored_fen, "
+        "COUNT(e.id) AS n, COALESCE(SUM(e.entitlement_fen - e.rewarded_fen), 0) AS fen "
+        "FROM rebate_queue q LEFT JOIN queue_entry e "
+        f"ON e.queue_id = q.id AND e.status = '{waiting}' "
+        "GROUP BY q.id, q.key, q.waiting_count, q.liability_fen "
+        "HAVING q.waiting_count <> COUNT(e.id) "
+        "OR q.liability_fen <> COALESCE(SUM(e.entitlement_fen - e.rewarded_fen), 0)"
+    ):
+        violations.append(
+            f"queue {row['key']} stores {row['stored_n']} waiting / {row['stored_fen']} fen, "
+            f"its entries say {row['n']} / {row['fen']}"
+        )
+    actual: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for row in await _rows(
+        f"SELECT queue_id, number / {BUCKET_SIZE} AS bucket, order_completed AS done, "
+        "COUNT(*) AS n, SUM(entitlement_fen - rewarded_fen) AS fen FROM queue_entry "
+        f"WHERE status = '{waiting}' GROUP BY queue_id, number / {BUCKET_SIZE}, order_completed"
+    ):
+        sums = actual[(int(row["queue_id"]), int(row["bucket"]))]
+        sums[0] += int(row["n"])
+        sums[1] += int(row["fen"])
+        if row["done"]:
+            sums[2] += int(row["n"])
+            sums[3] += int(row["fen"])
+    stored = {
+        (int(r["queue_id"]), int(r["bucket"])): [
+            int(r["waiting_count"]),
+            int(r["waiting_fen"]),
+            int(r["completed_count"]),
+            int(r["completed_fen"]),
+        ]
+        for r in await _rows(
+            "SELECT queue_id, bucket, waiting_count, waiting_fen, completed_count, completed_fen "
+            "FROM queue_bucket"
+        )
+    }
+    for key in set(actual) | set(stored):
+        if actual.get(key, [0, 0, 0, 0]) != stored.get(key, [0, 0, 0, 0]):
+            violations.append(
+                f"queue {key[0]} block {key[1]} stores {stored.get(key)}, "
+                f"its entries say {actual.get(key)}"
             )
     return violations

@@ -24,7 +24,8 @@ from app.ledger.service import (
 from app.money import apply_ratio
 from app.orders.models import Order
 from app.rebate import engine
-from app.rebate.models import Queue, QueueEntry, ResetRun
+from app.rebate.figures import FigureDeltas
+from app.rebate.models import Queue, QueueBucket, QueueEntry, ResetRun
 from app.rebate.settings import LotteryConfig, load_rebate_settings
 
 _system_random = secrets.SystemRandom()
@@ -71,6 +72,14 @@ async def draw_lottery(
         )
         entitled = engine.entitlement(entry.paid_fen, drawn)
         queue.liability_fen += entitled - entry.entitlement_fen
+        figures = FigureDeltas()
+        figures.waiting(
+            queue.id,
+            entry.number,
+            0 if entitled else -1,
+            entitled - entry.entitlement_fen,
+            completed=entry.order_completed,
+        )
         entry.ratio_bp = drawn
         entry.entitlement_fen = entitled
         entry.ratio_source = RatioSource.LOTTERY_DRAWN
@@ -84,6 +93,7 @@ async def draw_lottery(
             queue.waiting_count -= 1
         await entry.save(update_fields=changed, using_db=conn)
         await queue.save(update_fields=["liability_fen", "waiting_count"], using_db=conn)
+        await figures.flush(conn)
     return entry
 
 
@@ -119,6 +129,9 @@ async def exchange_entry(
         queue.waiting_count -= 1
         queue.liability_fen -= remaining
         await queue.save(update_fields=["waiting_count", "liability_fen"], using_db=conn)
+        figures = FigureDeltas()
+        figures.waiting(queue.id, entry.number, -1, -remaining, completed=entry.order_completed)
+        await figures.flush(conn)
     return entry
 
 
@@ -138,6 +151,11 @@ async def reset_queues(
             cleared += await waiting.using_db(conn).update(status=EntryStatus.CLEARED, ended_at=now)
             forfeited += queue.liability_fen
             await Queue.filter(id=queue.id).using_db(conn).update(waiting_count=0, liability_fen=0)
+            await (
+                QueueBucket.filter(queue_id=queue.id)
+                .using_db(conn)
+                .update(waiting_count=0, waiting_fen=0, completed_count=0, completed_fen=0)
+            )
         await ResetRun.create(
             instant_key=instant_key,
             scheduled_for=scheduled_for,
@@ -171,17 +189,21 @@ async def refund_order(order_id: int, *, reason: str | None, now: datetime) -> O
             .order_by("key")
             .select_for_update()
         }
+        figures = FigureDeltas()
         for entry in await QueueEntry.filter(
             order_id=order.id, status=EntryStatus.WAITING
         ).using_db(conn):
             queue = queues[entry.queue_id]
             queue.waiting_count -= 1
-            queue.liability_fen -= entry.entitlement_fen - entry.rewarded_fen
+            remaining = entry.entitlement_fen - entry.rewarded_fen
+            queue.liability_fen -= remaining
+            figures.waiting(queue.id, entry.number, -1, -remaining, completed=entry.order_completed)
             entry.status = EntryStatus.CANCELLED
             entry.ended_at = now
             await entry.save(update_fields=["status", "ended_at"], using_db=conn)
         for queue in queues.values():
             await queue.save(update_fields=["waiting_count", "liability_fen"], using_db=conn)
+        await figures.flush(conn)
         postings = []
         if order.payable_fen and order.transaction_id:
             postings += [(PLATFORM_SALES, -order.payable_fen), (EXTERNAL_WECHAT, order.payable_fen)]

@@ -144,3 +144,40 @@ class ResetRun(Model):
 
     class Meta:
         table = "reset_run"
+
+
+class QueueBucket(Model):
+    """Sums of the waiting entries of one queue in one block of entry numbers.
+
+    Position and amount ahead add up the blocks before an entry and read the entries of its own
+    block only, so they cost the same behind a million entries as behind ten (SPEC §12).
+    `completed_*` count only entries whose order is completed: the eligible ones under
+    COMPLETED_FIRST.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    queue = fields.ForeignKeyField("models.Queue", related_name="buckets", on_delete=fields.CASCADE)
+    bucket = fields.BigIntField()
+    waiting_count = fields.BigIntField(default=0)
+    waiting_fen = fields.BigIntField(default=0)
+    completed_count = fields.BigIntField(default=0)
+    completed_fen = fields.BigIntField(default=0)
+
+    class Meta:
+        table = "queue_bucket"
+        unique_together = (("queue", "bucket"),)
+
+
+class QueueDay(Model):
+    """One queue's money on one day of the operator's calendar: inflow, payouts, returns."""
+
+    id = fields.BigIntField(primary_key=True)
+    queue = fields.ForeignKeyField("models.Queue", related_name="days", on_delete=fields.CASCADE)
+    day = fields.DateField()
+    contributed_fen = fields.BigIntField(default=0)
+    paid_out_fen = fields.BigIntField(default=0)
+    returned_fen = fields.BigIntField(default=0)
+
+    class Meta:
+        table = "queue_day"
+        unique_together = (("queue", "day"),)

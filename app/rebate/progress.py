@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from tortoise.functions import Count, Sum
-
-from app.enums import EntryStatus, RatioSource, RewardOrder
+from app.config import get_settings
+from app.enums import EntryStatus, RatioSource
 from app.errors import NotFound
 from app.members.models import User
 from app.money import BP_SCALE
 from app.orders.models import Order
-from app.rebate.models import Contribution, Payout, QueueEntry
+from app.rebate.figures import ahead_of, daily_inflow_fen
+from app.rebate.models import Payout, QueueEntry
 from app.rebate.settings import RebateSettings
-
-INFLOW_WINDOW = timedelta(days=7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,38 +57,6 @@ def lottery_available(entry: QueueEntry) -> bool:
     )
 
 
-async def ahead_of(entry: QueueEntry, reward_order: RewardOrder) -> tuple[int, int]:
-    """(count, remaining sum) of the eligible waiting entries ahead of `entry` in payout order."""
-    query = QueueEntry.filter(
-        queue_id=entry.queue_id, status=EntryStatus.WAITING, number__lt=entry.number
-    )
-    if reward_order == RewardOrder.COMPLETED_FIRST:
-        query = query.filter(order_completed=True)
-    row = (
-        await query.annotate(
-            n=Count("id"), entitled=Sum("entitlement_fen"), rewarded=Sum("rewarded_fen")
-        ).values("n", "entitled", "rewarded")
-    )[0]
-    return int(row["n"] or 0), int(row["entitled"] or 0) - int(row["rewarded"] or 0)
-
-
-async def daily_inflow_fen(queue_id: int, now: datetime) -> float:
-    """Contributions per day over the last week, or over the queue's life if shorter."""
-    since = now - INFLOW_WINDOW
-    rows = await (
-        Contribution.filter(queue_id=queue_id, created_at__gte=since)
-        .annotate(total=Sum("amount_fen"))
-        .values("total")
-    )
-    total = int(rows[0]["total"] or 0) if rows else 0
-    if total == 0:
-        return 0.0
-    first = await Contribution.filter(queue_id=queue_id).order_by("id").first().values("created_at")
-    span = now - max(since, first["created_at"]) if first else INFLOW_WINDOW
-    days = max(span / timedelta(days=1), 1.0)
-    return total / days
-
-
 async def entry_view(entry: QueueEntry, settings: RebateSettings, *, now: datetime) -> EntryView:
     display = settings.display
     remaining = remaining_of(entry)
@@ -101,9 +67,11 @@ async def entry_view(entry: QueueEntry, settings: RebateSettings, *, now: dateti
     )
     position = amount_ahead = wait = None
     if entry.status == EntryStatus.WAITING and display.show_queue_process:
-        count, amount_ahead = await ahead_of(entry, settings.reward_order)
+        count, amount_ahead = await ahead_of(entry.queue_id, entry.number, settings.reward_order)
         position = count + 1
-        inflow = await daily_inflow_fen(entry.queue_id, now)
+        inflow = await daily_inflow_fen(
+            entry.queue_id, now.astimezone(get_settings().timezone).date()
+        )
         wait = round(amount_ahead / inflow, 2) if inflow > 0 else None
         if not display.show_pending_amount:
             amount_ahead = None

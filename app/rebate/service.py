@@ -37,6 +37,7 @@ from app.money import apply_ratio
 from app.orders.models import Order, OrderLine
 from app.rebate import engine, rules
 from app.rebate.eligibility import LimitScope, SeatGroup, limit_scopes, random_return_for
+from app.rebate.figures import FigureDeltas
 from app.rebate.models import Contribution, Payout, Queue, QueueEntry
 from app.rebate.settings import RandomReturn, RebateRule, RebateSettings, load_rebate_settings
 
@@ -71,6 +72,7 @@ class _Waiting:
     user_id: int
     entitlement_fen: int
     rewarded_fen: int
+    order_completed: bool
 
     @property
     def remaining_fen(self) -> int:
@@ -100,12 +102,14 @@ class QueueCursor:
             query.using_db(self.conn)
             .order_by("number")
             .limit(256)
-            .values_list("id", "number", "user_id", "entitlement_fen", "rewarded_fen")
+            .values_list(
+                "id", "number", "user_id", "entitlement_fen", "rewarded_fen", "order_completed"
+            )
         )
         if len(rows) < 256:
             self.exhausted = True
-        for entry_id, number, user_id, entitled, rewarded in rows:
-            self.loaded.append(_Waiting(entry_id, number, user_id, entitled, rewarded))
+        for entry_id, number, user_id, entitled, rewarded, completed in rows:
+            self.loaded.append(_Waiting(entry_id, number, user_id, entitled, rewarded, completed))
             self.last_number = number
 
     async def candidates_for(self, amount_fen: int) -> list[engine.Candidate]:
@@ -141,6 +145,11 @@ class Batch:
     now: datetime
     rng: random.Random
     cursors: dict[str, QueueCursor] = field(default_factory=dict)
+    figures: FigureDeltas = field(default_factory=FigureDeltas)
+
+    @property
+    def today(self):
+        return self.now.astimezone(get_settings().timezone).date()
 
 
 def _scopes_for(
@@ -364,9 +373,20 @@ async def _settle_one(order: Order, plans: list[LinePlan], batch: Batch) -> None
         queue.paid_out_fen += result.paid_out_fen
         queue.returned_fen += result.returned_fen
         queue.liability_fen -= result.paid_out_fen
-        for waiting, _ in applied:
-            if waiting.remaining_fen == 0:
+        for waiting, amount in applied:
+            done = waiting.remaining_fen == 0
+            if done:
                 queue.waiting_count -= 1
+            batch.figures.waiting(
+                queue.id,
+                waiting.number,
+                -1 if done else 0,
+                -amount,
+                completed=waiting.order_completed,
+            )
+        batch.figures.money(
+            queue.id, batch.today, plan.contribution_fen, result.paid_out_fen, result.returned_fen
+        )
     # 2. Then the order's eligible lines join at the back, in the order of its lines.
     paid_day = (order.paid_at or order.created_at).astimezone(get_settings().timezone).date()
     for plan in plans:
@@ -441,8 +461,11 @@ async def _join(order: Order, plan: LinePlan, paid_day, batch: Batch) -> None:
     if status == EntryStatus.WAITING:
         queue.waiting_count += 1
         queue.liability_fen += entitled
+        batch.figures.waiting(queue.id, entry.number, 1, entitled, completed=completed)
         eligible = completed or batch.settings.reward_order == RewardOrder.QUEUE_ORDER
-        cursor.joined(_Waiting(entry.id, entry.number, order.user_id, entitled, 0), eligible)
+        cursor.joined(
+            _Waiting(entry.id, entry.number, order.user_id, entitled, 0, completed), eligible
+        )
     if converts:
         points = apply_ratio(entitled, batch.settings.points_exchange_ratio_bp)
         await post(
@@ -454,6 +477,7 @@ async def _join(order: Order, plan: LinePlan, paid_day, batch: Batch) -> None:
 
 
 async def _write_back(batch: Batch) -> None:
+    await batch.figures.flush(batch.conn)
     for cursor in batch.cursors.values():
         for waiting in cursor.touched.values():
             done = waiting.remaining_fen == 0
@@ -487,4 +511,26 @@ async def _write_back(batch: Batch) -> None:
 
 async def mark_entries_completed(order_id: int, conn: BaseDBAsyncClient) -> None:
     """The order completed: its waiting entries become eligible under COMPLETED_FIRST."""
+    figures = FigureDeltas()
+    # Under the queues' locks, as settlement reads eligibility: the figures cannot drift.
+    queue_ids = (
+        await QueueEntry.filter(order_id=order_id).using_db(conn).values_list("queue_id", flat=True)
+    )
+    if queue_ids:
+        await (
+            Queue.filter(id__in=sorted(set(queue_ids)))
+            .using_db(conn)
+            .order_by("key")
+            .select_for_update()
+        )
+    waiting = (
+        await QueueEntry.filter(
+            order_id=order_id, status=EntryStatus.WAITING, order_completed=False
+        )
+        .using_db(conn)
+        .values_list("queue_id", "number", "entitlement_fen", "rewarded_fen")
+    )
+    for queue_id, number, entitled, rewarded in waiting:
+        figures.became_eligible(queue_id, number, entitled - rewarded)
     await QueueEntry.filter(order_id=order_id).using_db(conn).update(order_completed=True)
+    await figures.flush(conn)
