@@ -11,7 +11,7 @@ import strawberry
 from app.catalog import service as catalog
 from app.catalog.models import Product, Store
 from app.enums import EntryStatus, ExchangeTarget, OrderStatus
-from app.errors import BadInput, NotFound, UpstreamError
+from app.errors import BadInput, Conflict, NotFound, UpstreamError
 from app.members import service as members
 from app.members.models import MemberLevel, TeamLevel, User
 from app.members.tokens import issue_token
@@ -459,9 +459,21 @@ async def refund_order(ctx: Context, order_id: Any, reason: str | None) -> t.Ord
     ctx.require_admin()
     if reason is not None and len(reason) > 256:
         raise BadInput("reason is at most 256 characters", field="reason")
-    refunded = await actions.refund_order(
-        _parse_id(order_id, "orderId"), reason=reason, now=ctx.now()
-    )
+    order_pk = _parse_id(order_id, "orderId")
+    found = await orders.get_order(order_pk)
+    if found.status not in (OrderStatus.PAID, OrderStatus.COMPLETED):
+        raise Conflict(f"order {found.id} is {found.status.value}; only a paid order is refunded")
+    if found.payable_fen and found.transaction_id:
+        # WeChat first: its refund is idempotent by out_refund_no, so a retry after a failure
+        # below refunds once, and our books never show a refund WeChat did not make.
+        await ctx.services.wechat.refund(
+            out_trade_no=found.out_trade_no,
+            out_refund_no=f"RF{found.out_trade_no}",
+            total_fee=found.payable_fen,
+            refund_fee=found.payable_fen,
+            reason=reason,
+        )
+    refunded = await actions.refund_order(order_pk, reason=reason, now=ctx.now())
     return await order_type(ctx, refunded)
 
 

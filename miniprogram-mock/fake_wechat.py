@@ -58,6 +58,7 @@ class FakeWeChatState:
     messages: list[dict[str, Any]] = field(default_factory=list)
     wxa_codes: list[dict[str, Any]] = field(default_factory=list)
     notifications: list[dict[str, Any]] = field(default_factory=list)
+    refunds: dict[str, str] = field(default_factory=dict)  # out_refund_no → refund_id
 
 
 def _xml(text: str) -> Response:
@@ -328,6 +329,31 @@ def create_fake_wechat(
     async def control_orders(request: Request) -> Response:
         return JSONResponse([asdict(order) for order in state.orders.values()])
 
+    async def refund(request: Request) -> Response:
+        fields = await read_pay_request(request)
+        if isinstance(fields, Response):
+            return fields
+        order = state.orders.get(fields.get("out_trade_no", ""))
+        if order is None or order.state != "SUCCESS":
+            return pay_answer("FAIL", err_code="ORDERNOTEXIST", err_code_des="订单不存在")
+        out_refund_no = fields.get("out_refund_no", "")
+        refund_fee, total_fee = fields.get("refund_fee", ""), fields.get("total_fee", "")
+        if not out_refund_no or not refund_fee.isdigit() or not total_fee.isdigit():
+            return _xml(fail_xml("缺少参数 out_refund_no, refund_fee, total_fee"))
+        if int(total_fee) != order.total_fee or not 0 < int(refund_fee) <= order.total_fee:
+            return pay_answer("FAIL", err_code="INVALID_REQUEST", err_code_des="退款金额错误")
+        # Same out_refund_no, same refund: WeChat refunds once however often it is asked.
+        refund_id = state.refunds.setdefault(out_refund_no, "50" + secrets.token_hex(12))
+        return pay_answer(
+            transaction_id=order.transaction_id,
+            out_trade_no=order.out_trade_no,
+            out_refund_no=out_refund_no,
+            refund_id=refund_id,
+            refund_fee=refund_fee,
+            total_fee=total_fee,
+            cash_fee=total_fee,
+        )
+
     async def control_messages(request: Request) -> Response:
         return JSONResponse(state.messages)
 
@@ -343,6 +369,7 @@ def create_fake_wechat(
             Route("/wx/cgi-bin/message/subscribe/send", subscribe_send, methods=["POST"]),
             Route("/pay/pay/unifiedorder", unified_order, methods=["POST"]),
             Route("/pay/pay/orderquery", order_query, methods=["POST"]),
+            Route("/pay/secapi/pay/refund", refund, methods=["POST"]),
             Route("/control/pay", control_pay, methods=["POST"]),
             Route("/control/orders", control_orders, methods=["GET"]),
             Route("/control/messages", control_messages, methods=["GET"]),

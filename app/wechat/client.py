@@ -285,6 +285,29 @@ class WeChatGateway:
         params: dict[str, str] = self._pay.jsapi.get_jsapi_params(prepay_id)
         return params
 
+    async def refund(
+        self,
+        *,
+        out_trade_no: str,
+        out_refund_no: str,
+        total_fee: int,
+        refund_fee: int,
+        reason: str | None,
+    ) -> dict[str, str]:
+        """Ask WeChat Pay to refund; the same `out_refund_no` refunds once however often asked."""
+        result = await self._call(
+            "refund",
+            self.credentials.pay_api_base_url,
+            lambda: self._pay.refund.apply(
+                total_fee=total_fee,
+                refund_fee=refund_fee,
+                out_refund_no=out_refund_no,
+                out_trade_no=out_trade_no,
+                refund_desc=reason,
+            ),
+        )
+        return dict(result)
+
     async def order_query(self, out_trade_no: str) -> dict[str, str]:
         """WeChat Pay's view of an order: `trade_state`, and when paid `transaction_id`,
         `total_fee`, `time_end` ...; every value is the string WeChat sent."""

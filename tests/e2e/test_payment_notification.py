@@ -146,3 +146,17 @@ async def test_a_second_transaction_for_a_paid_order_is_refused(server, anonymou
     assert FAIL in reply
     await server.services.jobs.drain()
     assert len(await my_entries(buyer)) == 1
+
+
+async def test_a_refund_goes_through_wechat_once(server, anonymous, admin, http):
+    product = await create_product(admin, "礼盒", 16800)
+    buyer = await anonymous.login("x")
+    order = await buy(buyer, product)
+    await pay_and_settle(buyer, order)
+    refund = 'mutation($id: ID!) { refundOrder(orderId: $id, reason: "不想要了") { status } }'
+    assert (await admin(refund, id=order["id"]))["refundOrder"]["status"] == "REFUNDED"
+    assert (await admin.error(refund, id=order["id"])).code == "CONFLICT"
+    assert list(server.app.routes[-1].app.state.wechat.refunds) == [f"RF{order['outTradeNo']}"]
+    [entry] = await my_entries(buyer)
+    assert entry["status"] == "CANCELLED"
+    assert entry["remainingFen"] == 0
