@@ -500,3 +500,24 @@ async def transfer_points(ctx: Context, to_user_id: Any, points: int) -> t.Walle
     key = f"points-transfer:{user_id}:{secrets.token_hex(12)}"
     await wallet_service.transfer_points(user_id, to_user_id, points, key=key)
     return await wallet(ctx)
+
+
+async def queue_stats(ctx: Context, queue_key: str | None) -> list[t.QueueStats]:
+    from app.health.service import queue_health
+
+    ctx.require_admin()
+    settings = await load_rebate_settings()
+    today = ctx.now().astimezone(ctx.settings.timezone).date()
+    return [
+        t.QueueStats(
+            queue_key=h.queue_key,
+            waiting_entries=h.waiting_entries,
+            liability_fen=h.liability_fen,
+            returned_fen=h.returned_fen,
+            inflow_per_day_fen=h.inflow_per_day_fen,
+            payout_per_day_fen=h.payout_per_day_fen,
+            repaid_fraction_bp=h.repaid_fraction_bp,
+            estimated_wait_days_for_new_entry=h.estimated_wait_days_for_new_entry,
+        )
+        for h in await queue_health(settings, today=today, queue_key=queue_key)
+    ]
