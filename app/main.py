@@ -18,10 +18,16 @@ from strawberry.asgi import GraphQL
 
 from app.config import Settings, get_settings
 from app.db import close_db, init_db, migrate_db
-from app.orders.service import record_payment
+from app.orders.service import record_payment, record_refund_notice
 from app.wechat.client import WeChatGateway
 from app.wechat.credentials import WeChatCredentials, resolve_credentials
-from app.wechat.pay_notify import InvalidNotification, parse_v2_payment_notification, reply_xml
+from app.wechat.http import refund_notify_endpoint, v3_notify_endpoint
+from app.wechat.pay_notify import (
+    InvalidNotification,
+    PaymentNotice,
+    parse_v2_payment_notification,
+    reply_xml,
+)
 from graphql_schema.context import Context
 from graphql_schema.schema import schema
 from workers.inprocess import InProcessJobs
@@ -87,6 +93,17 @@ def create_app(
                 await services.redis.aclose()
             await close_db()
 
+    async def accept_payment(notice: PaymentNotice) -> tuple[bool, str]:
+        """The business checks of every payment notification, v2 or v3, after its signature."""
+        outcome = await record_payment(notice)
+        if not outcome.accepted:
+            log.warning("payment notification %s refused: %s", notice.out_trade_no, outcome.reason)
+            return False, outcome.reason
+        if outcome.newly_paid and outcome.order_id is not None:
+            # Scheduled, not awaited: WeChat gets its answer without waiting for settlement (§20).
+            services.jobs.settle_soon(outcome.order_id)
+        return True, "OK"
+
     async def pay_notify(request: Request) -> Response:
         body = await request.body()
         if len(body) > MAX_NOTIFICATION_BYTES:
@@ -96,14 +113,8 @@ def create_app(
         except InvalidNotification as exc:
             log.warning("payment notification refused: %s", exc.reason)
             return _xml(reply_xml(False, exc.reason))
-        outcome = await record_payment(notice)
-        if not outcome.accepted:
-            log.warning("payment notification %s refused: %s", notice.out_trade_no, outcome.reason)
-            return _xml(reply_xml(False, outcome.reason))
-        if outcome.newly_paid and outcome.order_id is not None:
-            # Scheduled, not awaited: WeChat gets its answer without waiting for settlement (§20).
-            services.jobs.settle_soon(outcome.order_id)
-        return _xml(reply_xml(True))
+        accepted, reason = await accept_payment(notice)
+        return _xml(reply_xml(accepted, reason))
 
     async def healthz(request: Request) -> Response:
         from tortoise import connections
@@ -125,6 +136,16 @@ def create_app(
     routes: list[Any] = [
         Route("/graphql", graphql_app, methods=["GET", "POST"]),
         Route("/wechat/pay/notify", pay_notify, methods=["POST"]),
+        Route(
+            "/wechat/pay/notify/v3",
+            v3_notify_endpoint(credentials, accept_payment),
+            methods=["POST"],
+        ),
+        Route(
+            "/wechat/pay/refund-notify",
+            refund_notify_endpoint(credentials, record_refund_notice),
+            methods=["POST"],
+        ),
         Route("/healthz", healthz, methods=["GET"]),
     ]
     if settings.fake_wechat:

@@ -468,7 +468,7 @@ async def refund_order(ctx: Context, order_id: Any, reason: str | None) -> t.Ord
         # below refunds once, and our books never show a refund WeChat did not make.
         await ctx.services.wechat.refund(
             out_trade_no=found.out_trade_no,
-            out_refund_no=f"RF{found.out_trade_no}",
+            out_refund_no=orders.out_refund_no_for(found.out_trade_no),
             total_fee=found.payable_fen,
             refund_fee=found.payable_fen,
             reason=reason,

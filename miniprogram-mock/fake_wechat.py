@@ -1,4 +1,4 @@
-"""A fake WeChat (API, Pay v2 and a control panel) that speaks the protocol the product uses."""
+"""A fake WeChat (API, Pay v2, v3 notifications, a control panel) speaking our protocol."""
 
 from __future__ import annotations
 
@@ -16,12 +16,16 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
+from wechatpy.pay.utils import dict_to_xml
 
 from app.wechat.credentials import WeChatCredentials
 from miniprogram_mock.signing import (
     WECHAT_TZ,
     build_v2_payment_notification,
+    build_v2_refund_notification,
+    build_v3_payment_notification,
     fail_xml,
+    format_refund_time,
     format_time_end,
     parse_xml,
     sign_v2,
@@ -47,6 +51,30 @@ class FakeOrder:
 
 
 @dataclass
+class FakeRefund:
+    out_refund_no: str
+    refund_id: str
+    out_trade_no: str
+    transaction_id: str
+    total_fee: int
+    refund_fee: int
+    # Where the refund's result is posted: given at refund, or derived from the order's notify_url.
+    notify_url: str
+
+
+@dataclass
+class FakeTransfer:
+    partner_trade_no: str
+    openid: str
+    amount: int
+    desc: str
+    check_name: str
+    payment_no: str
+    payment_time: str
+    re_user_name: str | None = None
+
+
+@dataclass
 class FakeWeChatState:
     """Everything the fake remembers; reachable as `app.state.wechat` for tests and the demo."""
 
@@ -59,6 +87,16 @@ class FakeWeChatState:
     wxa_codes: list[dict[str, Any]] = field(default_factory=list)
     notifications: list[dict[str, Any]] = field(default_factory=list)
     refunds: dict[str, str] = field(default_factory=dict)  # out_refund_no → refund_id
+    refund_details: dict[str, FakeRefund] = field(default_factory=dict)  # by out_refund_no
+    transfers: dict[str, FakeTransfer] = field(default_factory=dict)  # by partner_trade_no
+
+
+def refund_notify_url(notify_url: str) -> str:
+    """The product's refund notification URL beside its payment one (…/notify → …/refund-notify)."""
+    head, sep, tail = notify_url.rpartition("notify")
+    if not sep or tail.strip("/"):
+        return notify_url.rstrip("/") + "/refund-notify"
+    return head + "refund-notify" + tail
 
 
 def _xml(text: str) -> Response:
@@ -260,6 +298,36 @@ def create_fake_wechat(
             time_end=order.time_end,
         )
 
+    async def json_payload(request: Request) -> dict[str, Any] | Response:
+        try:
+            payload = await request.json()
+        except ValueError:
+            return JSONResponse({"error": "the body must be JSON"}, status_code=400)
+        if not isinstance(payload, dict):
+            return JSONResponse({"error": "the body must be a JSON object"}, status_code=400)
+        return payload
+
+    async def post_notification(
+        url: str, content: bytes, headers: dict[str, str]
+    ) -> httpx.Response | Response:
+        try:
+            async with httpx.AsyncClient(
+                transport=state.notify_transport, timeout=NOTIFY_TIMEOUT_SECONDS
+            ) as client:
+                return await client.post(url, content=content, headers=headers)
+        except httpx.HTTPError as exc:
+            return JSONResponse(
+                {"error": f"notify_url unreachable: {type(exc).__name__}"}, status_code=502
+            )
+
+    def mark_paid(order: FakeOrder) -> None:
+        if order.state != "SUCCESS":
+            order.state = "SUCCESS"
+            order.transaction_id = (
+                "4200" + datetime.now(WECHAT_TZ).strftime("%Y%m%d") + secrets.token_hex(9)
+            )
+            order.time_end = format_time_end()
+
     async def control_pay(request: Request) -> Response:
         try:
             payload = await request.json()
@@ -326,6 +394,92 @@ def create_fake_wechat(
             {"status": answer.status_code, "reply": answer.text, "transactionId": transaction_id}
         )
 
+    async def control_pay_v3(request: Request) -> Response:
+        payload = await json_payload(request)
+        if isinstance(payload, Response):
+            return payload
+        out_trade_no = payload.get("outTradeNo")
+        total_fee = payload.get("totalFee")
+        timestamp = payload.get("timestamp")
+        if not isinstance(out_trade_no, str):
+            return JSONResponse({"error": "outTradeNo is required"}, status_code=400)
+        for name, value in (("totalFee", total_fee), ("timestamp", timestamp)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                return JSONResponse({"error": f"{name} is an integer or null"}, status_code=400)
+        flags = {name: payload.get(name, False) for name in ("tamper", "wrongSignature")}
+        if any(not isinstance(value, bool) for value in flags.values()):
+            return JSONResponse(
+                {"error": "tamper and wrongSignature are booleans"}, status_code=400
+            )
+        if creds.fake_pay_private_key_pem is None:
+            return JSONResponse(
+                {"error": "the fake has no private key for the configured v3 public key"},
+                status_code=409,
+            )
+        order = state.orders.get(out_trade_no)
+        if order is None:
+            return JSONResponse({"error": f"unknown outTradeNo {out_trade_no}"}, status_code=404)
+        mark_paid(order)
+        headers, body = build_v3_payment_notification(
+            creds,
+            out_trade_no=order.out_trade_no,
+            transaction_id=order.transaction_id or "",
+            total_fee=order.total_fee if total_fee is None else total_fee,
+            openid=order.openid,
+            success_time=datetime.strptime(order.time_end or "", "%Y%m%d%H%M%S"),
+            timestamp=timestamp,
+            tamper=flags["tamper"],
+            wrong_signature=flags["wrongSignature"],
+        )
+        answer = await post_notification(order.notify_url.rstrip("/") + "/v3", body, headers)
+        if isinstance(answer, Response):
+            return answer
+        state.notifications.append(
+            {"outTradeNo": order.out_trade_no, "status": answer.status_code, "reply": answer.text}
+        )
+        return JSONResponse(
+            {
+                "status": answer.status_code,
+                "body": answer.text,
+                "transactionId": order.transaction_id,
+            }
+        )
+
+    async def control_refund_notify(request: Request) -> Response:
+        payload = await json_payload(request)
+        if isinstance(payload, Response):
+            return payload
+        out_refund_no = payload.get("outRefundNo")
+        refund_status = payload.get("refundStatus", "SUCCESS")
+        if not isinstance(out_refund_no, str):
+            return JSONResponse({"error": "outRefundNo is required"}, status_code=400)
+        if refund_status not in ("SUCCESS", "CHANGE", "REFUNDCLOSE"):
+            return JSONResponse(
+                {"error": "refundStatus is SUCCESS, CHANGE or REFUNDCLOSE"}, status_code=400
+            )
+        refund = state.refund_details.get(out_refund_no)
+        if refund is None:
+            return JSONResponse({"error": f"unknown outRefundNo {out_refund_no}"}, status_code=404)
+        body = build_v2_refund_notification(
+            creds,
+            out_trade_no=refund.out_trade_no,
+            out_refund_no=refund.out_refund_no,
+            refund_id=refund.refund_id,
+            transaction_id=refund.transaction_id,
+            total_fee=refund.total_fee,
+            refund_fee=refund.refund_fee,
+            refund_status=refund_status,
+        )
+        answer = await post_notification(
+            refund.notify_url, body, {"Content-Type": "text/xml; charset=utf-8"}
+        )
+        if isinstance(answer, Response):
+            return answer
+        state.notifications.append(
+            {"outRefundNo": out_refund_no, "status": answer.status_code, "reply": answer.text}
+        )
+        return JSONResponse({"status": answer.status_code, "reply": answer.text})
+
     async def control_orders(request: Request) -> Response:
         return JSONResponse([asdict(order) for order in state.orders.values()])
 
@@ -344,6 +498,18 @@ def create_fake_wechat(
             return pay_answer("FAIL", err_code="INVALID_REQUEST", err_code_des="退款金额错误")
         # Same out_refund_no, same refund: WeChat refunds once however often it is asked.
         refund_id = state.refunds.setdefault(out_refund_no, "50" + secrets.token_hex(12))
+        state.refund_details.setdefault(
+            out_refund_no,
+            FakeRefund(
+                out_refund_no=out_refund_no,
+                refund_id=refund_id,
+                out_trade_no=order.out_trade_no,
+                transaction_id=order.transaction_id or "",
+                total_fee=order.total_fee,
+                refund_fee=int(refund_fee),
+                notify_url=fields.get("notify_url") or refund_notify_url(order.notify_url),
+            ),
+        )
         return pay_answer(
             transaction_id=order.transaction_id,
             out_trade_no=order.out_trade_no,
@@ -353,6 +519,72 @@ def create_fake_wechat(
             total_fee=total_fee,
             cash_fee=total_fee,
         )
+
+    def transfer_answer(result_code: str = "SUCCESS", **extra: Any) -> Response:
+        # Transfers answer with mch_appid/mchid and, unlike the other v2 calls, no signature.
+        fields = {
+            "return_code": "SUCCESS",
+            "return_msg": "",
+            "mch_appid": creds.app_id,
+            "mchid": creds.mch_id,
+            "nonce_str": secrets.token_hex(16),
+            "result_code": result_code,
+            **extra,
+        }
+        return _xml(dict_to_xml({key: str(value) for key, value in fields.items()}))
+
+    def transfer_error(err_code: str, err_code_des: str) -> Response:
+        return transfer_answer("FAIL", err_code=err_code, err_code_des=err_code_des)
+
+    async def transfer(request: Request) -> Response:
+        fields = parse_xml(await request.body())
+        if fields is None:
+            return _xml(fail_xml("XML格式错误"))
+        if fields.get("sign") != sign_v2(fields, creds.api_key):
+            return transfer_error("SIGN_ERROR", "签名错误")
+        if fields.get("mch_appid") != creds.app_id or fields.get("mchid") != creds.mch_id:
+            return transfer_error("PARAM_ERROR", "mch_appid与mchid不匹配")
+        missing = [
+            name
+            for name in ("partner_trade_no", "openid", "check_name", "amount", "desc")
+            if not fields.get(name)
+        ]
+        if missing:
+            return transfer_error("PARAM_ERROR", f"缺少参数 {','.join(missing)}")
+        amount = fields["amount"]
+        if not amount.isdigit() or int(amount) <= 0:
+            return transfer_error("AMOUNT_LIMIT", "付款金额必须大于0")
+        check_name = fields["check_name"]
+        if check_name not in ("NO_CHECK", "FORCE_CHECK"):
+            return transfer_error("PARAM_ERROR", "check_name 参数错误")
+        if check_name == "FORCE_CHECK" and not fields.get("re_user_name"):
+            return transfer_error("PARAM_ERROR", "FORCE_CHECK 需要 re_user_name")
+        partner_trade_no = fields["partner_trade_no"]
+        done = state.transfers.get(partner_trade_no)
+        if done is None:
+            now = datetime.now(WECHAT_TZ)
+            done = FakeTransfer(
+                partner_trade_no=partner_trade_no,
+                openid=fields["openid"],
+                amount=int(amount),
+                desc=fields["desc"],
+                check_name=check_name,
+                re_user_name=fields.get("re_user_name") or None,
+                payment_no="1000" + now.strftime("%Y%m%d") + secrets.token_hex(8),
+                payment_time=format_refund_time(now),
+            )
+            state.transfers[partner_trade_no] = done
+        elif (done.openid, done.amount) != (fields["openid"], int(amount)):
+            # One partner_trade_no is one payment: the same again is answered, another refused.
+            return transfer_error("PARAM_ERROR", "商户订单号重复，但参数不一致")
+        return transfer_answer(
+            partner_trade_no=done.partner_trade_no,
+            payment_no=done.payment_no,
+            payment_time=done.payment_time,
+        )
+
+    async def control_transfers(request: Request) -> Response:
+        return JSONResponse([asdict(done) for done in state.transfers.values()])
 
     async def control_messages(request: Request) -> Response:
         return JSONResponse(state.messages)
@@ -370,8 +602,12 @@ def create_fake_wechat(
             Route("/pay/pay/unifiedorder", unified_order, methods=["POST"]),
             Route("/pay/pay/orderquery", order_query, methods=["POST"]),
             Route("/pay/secapi/pay/refund", refund, methods=["POST"]),
+            Route("/pay/mmpaymkttransfers/promotion/transfers", transfer, methods=["POST"]),
             Route("/control/pay", control_pay, methods=["POST"]),
+            Route("/control/pay-v3", control_pay_v3, methods=["POST"]),
+            Route("/control/refund-notify", control_refund_notify, methods=["POST"]),
             Route("/control/orders", control_orders, methods=["GET"]),
+            Route("/control/transfers", control_transfers, methods=["GET"]),
             Route("/control/messages", control_messages, methods=["GET"]),
         ]
     )

@@ -33,6 +33,8 @@ class Order(Model):
     completed_at = fields.DatetimeField(null=True)
     refunded_at = fields.DatetimeField(null=True)
     refund_reason = fields.CharField(max_length=256, null=True)
+    # WeChat's word on the refund (SUCCESS, CHANGE, REFUNDCLOSE) from its refund notification.
+    refund_status = fields.CharField(max_length=16, null=True)
     closed_at = fields.DatetimeField(null=True)
 
     class Meta:

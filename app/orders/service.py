@@ -26,6 +26,7 @@ from app.ledger.service import (
 from app.money import allocate_proportionally
 from app.orders.models import Order, OrderLine, PaymentNotification
 from app.wechat.pay_notify import PaymentNotice
+from app.wechat.refund_notify import RefundNotice
 
 MAX_LINES = 50
 MAX_CASHIER_FEN = 10_000_000  # 100,000 yuan in one in-store payment is a typo, not a purchase
@@ -283,6 +284,33 @@ async def record_payment(notice: PaymentNotice) -> PaymentOutcome:
         )
         await _mark_paid(order, notice.transaction_id, notice.time_end, conn)
     return PaymentOutcome(True, order.id, True)
+
+
+def out_refund_no_for(out_trade_no: str) -> str:
+    """One refund per order, so one refund number: WeChat refunds it once however often asked."""
+    return f"RF{out_trade_no}"
+
+
+async def record_refund_notice(notice: RefundNotice) -> tuple[bool, str]:
+    """WeChat's refund notification: our own refund, of our own amount, recorded once."""
+    async with in_transaction() as conn:
+        order = (
+            await Order.filter(out_trade_no=notice.out_trade_no)
+            .using_db(conn)
+            .select_for_update()
+            .first()
+        )
+        if order is None or notice.out_refund_no != out_refund_no_for(order.out_trade_no):
+            return False, "unknown refund"
+        if notice.refund_fee != order.payable_fen or notice.total_fee != order.payable_fen:
+            return False, "refund_fee does not match the order"
+        if order.status != OrderStatus.REFUNDED:
+            # Our side of the refund commits right after WeChat accepts it: ask WeChat to retry.
+            return False, "refund not recorded yet"
+        if order.refund_status != notice.refund_status:
+            order.refund_status = notice.refund_status
+            await order.save(update_fields=["refund_status"], using_db=conn)
+    return True, "OK"
 
 
 async def complete_order(

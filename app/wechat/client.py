@@ -34,7 +34,14 @@ _INVALID_LOGIN_CODE_ERRORS = frozenset({40029, 40163, 41008})
 _STALE_TOKEN_ERRORS = frozenset({40001, 40014, 42001})
 
 _OUT_TRADE_NO = re.compile(r"[A-Za-z0-9_\-|*]{1,32}")
+# WeChat takes only letters and digits in a transfer's merchant number.
+_PARTNER_TRADE_NO = re.compile(r"[A-Za-z0-9]{1,32}")
 _MAX_BODY_BYTES = 128
+_TRANSFER_CHECKS = frozenset({"NO_CHECK", "FORCE_CHECK"})
+TRANSFER_ENDPOINT = "mmpaymkttransfers/promotion/transfers"
+
+# WeChat signs neither the answer of a transfer nor of its query; TLS is their only protection.
+_UNSIGNED_ANSWERS = (TRANSFER_ENDPOINT, "mmpaymkttransfers/gettransferinfo")
 
 
 class _TimeoutSession(requests.Session):
@@ -126,7 +133,8 @@ class _RoutedPay(WeChatPay):
                 request=res.request,
                 response=res,
             )
-        if not signature_matches(data, self.api_key):
+        unsigned = urlsplit(res.url).path.endswith(_UNSIGNED_ANSWERS)
+        if not unsigned and not signature_matches(data, self.api_key):
             raise _SignatureMismatch()
         if data.get("result_code") != "SUCCESS":
             raise WeChatPayException(
@@ -139,6 +147,19 @@ class _RoutedPay(WeChatPay):
                 response=res,
             )
         return data
+
+
+class TransferUncertain(UpstreamError):
+    """WeChat may or may not have paid: retry with the same `partner_trade_no`, never a new one."""
+
+
+def _transfer_outcome_unknown(cause: BaseException | None) -> bool:
+    if isinstance(cause, requests.RequestException):
+        return True  # a timeout may come after WeChat paid
+    if isinstance(cause, WeChatPayException):
+        # No readable answer, or WeChat's own "system error, retry with the same number".
+        return cause.return_code is None or cause.errcode == "SYSTEMERROR"
+    return False
 
 
 @dataclass(frozen=True)
@@ -178,7 +199,8 @@ def _truncate_utf8(text: str, limit: int) -> str:
 
 
 class WeChatGateway:
-    """The only door to WeChat: login, unified order, JSAPI pay parameters, order query, codes."""
+    """The only door to WeChat: login, unified order, JSAPI pay parameters, order query, refunds,
+    transfers, codes and subscribe messages."""
 
     def __init__(
         self, credentials: WeChatCredentials, *, timeout: float = DEFAULT_TIMEOUT_SECONDS
@@ -304,9 +326,73 @@ class WeChatGateway:
                 out_refund_no=out_refund_no,
                 out_trade_no=out_trade_no,
                 refund_desc=reason,
+                # The refund's outcome comes back to us, next to the payment notifications.
+                notify_url=self.credentials.notify_url.removesuffix("notify") + "refund-notify",
             ),
         )
         return dict(result)
+
+    async def transfer(
+        self,
+        *,
+        partner_trade_no: str,
+        openid: str,
+        amount_fen: int,
+        description: str,
+        check_name: str = "NO_CHECK",
+        real_name: str | None = None,
+        client_ip: str = "127.0.0.1",
+    ) -> dict[str, str]:
+        """Pay `amount_fen` to the user's change (企业付款到零钱); answers `payment_no`,
+        `payment_time`, ...
+
+        WeChat pays a `partner_trade_no` once however often asked. TransferUncertain means the
+        outcome is unknown (retry with the same number); any other UpstreamError is a refusal.
+        """
+        if not _PARTNER_TRADE_NO.fullmatch(partner_trade_no):
+            raise ValueError(f"partner_trade_no {partner_trade_no!r} is not 1-32 letters or digits")
+        if isinstance(amount_fen, bool) or not isinstance(amount_fen, int) or amount_fen <= 0:
+            raise ValueError("amount_fen is a positive integer number of fen")
+        if not openid:
+            raise ValueError("openid is required")
+        if not description.strip():
+            raise ValueError("description is required")
+        if check_name not in _TRANSFER_CHECKS:
+            raise ValueError(f"check_name is one of {sorted(_TRANSFER_CHECKS)}")
+        if check_name == "FORCE_CHECK" and not real_name:
+            raise ValueError("FORCE_CHECK needs the payee's real_name")
+        try:
+            result = await self._call(
+                "transfer",
+                self.credentials.pay_api_base_url,
+                # client_ip is given: wechatpy would otherwise look up WeChat's host to guess it.
+                lambda: self._pay.transfer.transfer(
+                    user_id=openid,
+                    amount=amount_fen,
+                    desc=description,
+                    client_ip=client_ip,
+                    check_name=check_name,
+                    real_name=real_name,
+                    out_trade_no=partner_trade_no,
+                ),
+            )
+        except UpstreamError as exc:
+            # __context__, not __cause__: network errors are re-raised "from None" to hide URLs.
+            if _transfer_outcome_unknown(exc.__context__):
+                raise TransferUncertain(exc.message) from exc.__cause__
+            raise
+        answer = dict(result)
+        if (
+            answer.get("mch_appid") != self.credentials.app_id
+            or answer.get("mchid") != self.credentials.mch_id
+            or answer.get("partner_trade_no") != partner_trade_no
+            or not answer.get("payment_no")
+        ):
+            raise TransferUncertain(
+                "WeChat Pay transfer answered SUCCESS for another merchant or order, "
+                "or without a payment_no"
+            )
+        return answer
 
     async def order_query(self, out_trade_no: str) -> dict[str, str]:
         """WeChat Pay's view of an order: `trade_state`, and when paid `transaction_id`,
