@@ -66,14 +66,22 @@ async def account_id(ref: AccountRef, conn: BaseDBAsyncClient) -> int:
     found = await Account.filter(code=ref.code).using_db(conn).values_list("id", flat=True)
     if found:
         return found[0]
-    account = await Account.create(
-        code=ref.code,
-        currency=ref.currency.value,
-        may_go_negative=ref.may_go_negative,
-        user_id=ref.user_id,
+    # Two transactions may open the same account at once: the loser's insert is ignored instead
+    # of aborting its transaction, and it reads the winner's row.
+    await Account.bulk_create(
+        [
+            Account(
+                code=ref.code,
+                currency=ref.currency.value,
+                may_go_negative=ref.may_go_negative,
+                user_id=ref.user_id,
+            )
+        ],
+        ignore_conflicts=True,
         using_db=conn,
     )
-    return account.id
+    (created,) = await Account.filter(code=ref.code).using_db(conn).values_list("id", flat=True)
+    return created
 
 
 async def already_posted(key: str, conn: BaseDBAsyncClient) -> bool:

@@ -229,6 +229,8 @@ async def _mark_paid(
 ) -> None:
     # A cashier payment is complete when paid (SPEC §4).
     order.status = OrderStatus.COMPLETED if order.kind == OrderKind.CASHIER else OrderStatus.PAID
+    # Stored in UTC: SQLite compares datetimes as text, so every stored time shares one offset.
+    paid_at = paid_at.astimezone(UTC)
     order.paid_at = paid_at
     if order.status == OrderStatus.COMPLETED:
         order.completed_at = paid_at

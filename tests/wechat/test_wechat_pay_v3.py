@@ -622,8 +622,9 @@ async def test_control_pay_v3_can_claim_another_amount(
     [
         ({"tamper": True}, "tampered ciphertext"),
         ({"wrongSignature": True}, "bad signature"),
-        ({"timestamp": int(datetime.now(UTC).timestamp()) - 360}, "stale timestamp"),
-        ({"timestamp": int(datetime.now(UTC).timestamp()) + 360}, "stale timestamp"),
+        # Offsets, not instants: the timestamp is taken when the test runs, not collected.
+        ({"timestamp": -360}, "stale timestamp"),
+        ({"timestamp": 360}, "stale timestamp"),
     ],
 )
 async def test_control_pay_v3_simulates_bad_notifications(
@@ -631,6 +632,8 @@ async def test_control_pay_v3_simulates_bad_notifications(
 ) -> None:
     client, recorder = fake_v3
     await unified_order(client, "V3ORDER3", 100)
+    if "timestamp" in flags:
+        flags = {"timestamp": int(datetime.now(UTC).timestamp()) + flags["timestamp"]}
     result = (await client.post("/control/pay-v3", json={"outTradeNo": "V3ORDER3", **flags})).json()
     assert result["status"] == 400
     assert json.loads(result["body"])["message"].startswith(reason)
