@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     wechat_pay_apiv3_key: str | None = None
     wechat_pay_public_key_path: str | None = None
     wechat_pay_public_key_id: str | None = None
+    # The merchant's API client certificate and key (PEM files): WeChat Pay asks for them on
+    # refunds and transfers (mutual TLS). Not needed by the fake WeChat.
+    wechat_pay_cert_path: str | None = None
+    wechat_pay_key_path: str | None = None
     wechat_api_base_url: str = "https://api.weixin.qq.com/"
     wechat_pay_api_base_url: str = "https://api.mch.weixin.qq.com/"
     wechat_notify_base_url: str | None = None

@@ -11,7 +11,8 @@ import strawberry
 from app.catalog import service as catalog
 from app.catalog.models import Product, Store
 from app.enums import EntryStatus, ExchangeTarget, OrderStatus
-from app.errors import BadInput, Conflict, NotFound, UpstreamError
+from app.errors import BadInput, Conflict, Forbidden, NotFound, UpstreamError
+from app.members import qrcodes
 from app.members import service as members
 from app.members.models import MemberLevel, TeamLevel, User
 from app.members.tokens import issue_token
@@ -521,3 +522,35 @@ async def queue_stats(ctx: Context, queue_key: str | None) -> list[t.QueueStats]
         )
         for h in await queue_health(settings, today=today, queue_key=queue_key)
     ]
+
+
+def _qr_type(image: qrcodes.QrCodeImage) -> t.QrCode:
+    return t.QrCode(scene=image.scene, page=image.page, image_base64=image.image_base64)
+
+
+async def referral_qr_code(ctx: Context) -> t.QrCode:
+    user = await members.get_user(ctx.require_user())
+    scene = qrcodes.referral_scene(user.referrer_code)
+    return _qr_type(
+        await qrcodes.mini_program_code(ctx.services.wechat, scene, qrcodes.REFERRAL_PAGE)
+    )
+
+
+async def merchant_invite_qr_code(ctx: Context) -> t.QrCode:
+    user = await members.get_user(ctx.require_user())
+    scene = qrcodes.merchant_invite_scene(user.referrer_code)
+    return _qr_type(
+        await qrcodes.mini_program_code(ctx.services.wechat, scene, qrcodes.MERCHANT_INVITE_PAGE)
+    )
+
+
+async def cashier_qr_code(ctx: Context, store_id: Any) -> t.QrCode:
+    ctx.require_any()
+    store = await catalog.get_store(store_id)
+    if not ctx.is_admin and store.owner_id != ctx.user_id:
+        raise Forbidden("only the operator or the store's owner prints its cashier code")
+    return _qr_type(
+        await qrcodes.mini_program_code(
+            ctx.services.wechat, store.cashier_qr_scene, qrcodes.CASHIER_PAGE
+        )
+    )

@@ -216,13 +216,15 @@ class Mutation:
 
     @strawberry.mutation
     async def referral_qr_code(self, info: Info) -> t.QrCode:
-        info.context.require_user()
-        raise _later("referral QR codes")
+        return await r.referral_qr_code(info.context)
 
     @strawberry.mutation
     async def merchant_invite_qr_code(self, info: Info) -> t.QrCode:
-        info.context.require_user()
-        raise _later("merchant invite QR codes")
+        return await r.merchant_invite_qr_code(info.context)
+
+    @strawberry.mutation(description="The store's cashier code: scanning it opens 收银台买单.")
+    async def cashier_qr_code(self, info: Info, store_id: strawberry.ID) -> t.QrCode:
+        return await r.cashier_qr_code(info.context, store_id)
 
     @strawberry.mutation
     async def update_rebate_settings(

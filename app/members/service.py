@@ -18,6 +18,12 @@ def new_referrer_code() -> str:
     return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(8))
 
 
+def _code_of(scanned: str) -> str:
+    """A referrer code as typed, shared in a link, or scanned from a code's scene (r=… / m=…)."""
+    _, _, value = scanned.strip().rpartition("=")
+    return value.upper()
+
+
 async def login_with_openid(
     openid: str,
     session_key: str,
@@ -36,7 +42,7 @@ async def login_with_openid(
                     referrer = None
                     if referrer_code:
                         referrer = (
-                            await User.filter(referrer_code=referrer_code.upper())
+                            await User.filter(referrer_code=_code_of(referrer_code))
                             .using_db(conn)
                             .first()
                         )

@@ -106,9 +106,18 @@ class _RoutedPay(WeChatPay):
     """wechatpy's WeChat Pay v2 client at the configured base URL, checking answer signatures."""
 
     def __init__(
-        self, appid: str, api_key: str, mch_id: str, api_base_url: str, timeout: float
+        self,
+        appid: str,
+        api_key: str,
+        mch_id: str,
+        api_base_url: str,
+        timeout: float,
+        mch_cert: str | None = None,
+        mch_key: str | None = None,
     ) -> None:
-        super().__init__(appid, api_key, mch_id, timeout=timeout)
+        super().__init__(
+            appid, api_key, mch_id, mch_cert=mch_cert, mch_key=mch_key, timeout=timeout
+        )
         self.API_BASE_URL = api_base_url
         self._http = _TimeoutSession(timeout)
 
@@ -215,6 +224,8 @@ class WeChatGateway:
             credentials.mch_id,
             credentials.pay_api_base_url,
             timeout,
+            mch_cert=credentials.mch_cert_path,
+            mch_key=credentials.mch_key_path,
         )
 
     async def _call(self, what: str, host: str, fn: Callable[[], T]) -> T:

@@ -38,6 +38,9 @@ class WeChatCredentials:
     apiv3_key: str | None = field(default=None, repr=False)
     pay_public_key_pem: bytes | None = field(default=None, repr=False)
     pay_public_key_id: str | None = None
+    # Client certificate and key files for refunds and transfers (mutual TLS with WeChat Pay).
+    mch_cert_path: str | None = None
+    mch_key_path: str | None = None
     # Only the fake WeChat has the platform's private key: it signs what the product verifies.
     fake_pay_private_key_pem: bytes | None = field(default=None, repr=False)
 
@@ -128,6 +131,8 @@ def resolve_credentials(settings: Settings, public_base_url: str) -> WeChatCrede
             api_base_url=public_base_url + "mock/wx/",
             pay_api_base_url=public_base_url + "mock/pay/",
             notify_url=notify_url,
+            mch_cert_path=settings.wechat_pay_cert_path,
+            mch_key_path=settings.wechat_pay_key_path,
             apiv3_key=apiv3_key,
             pay_public_key_pem=public_pem,
             pay_public_key_id=public_key_id,
@@ -152,6 +157,8 @@ def resolve_credentials(settings: Settings, public_base_url: str) -> WeChatCrede
         api_base_url=_with_slash(settings.wechat_api_base_url),
         pay_api_base_url=_with_slash(settings.wechat_pay_api_base_url),
         notify_url=notify_url,
+        mch_cert_path=settings.wechat_pay_cert_path,
+        mch_key_path=settings.wechat_pay_key_path,
         apiv3_key=apiv3_key,
         pay_public_key_pem=public_pem,
         pay_public_key_id=public_key_id,
