@@ -70,6 +70,30 @@ def _audit(args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(run))
 
 
+def _worker(args: argparse.Namespace) -> int:
+    """An arq worker: settles, resets, notifies; any number of them on any number of machines."""
+    from arq.connections import RedisSettings
+    from arq.worker import Worker, check_health
+
+    from app.wechat.client import WeChatGateway
+    from app.wechat.credentials import resolve_credentials
+    from workers.runtime import HEALTH_CHECK_KEY, QUEUE_NAME, worker_options
+
+    settings = get_settings()
+    if not settings.redis_url:
+        print("rebate worker needs REDIS_URL (without it the server runs the jobs itself)")
+        return 2
+    redis_settings = RedisSettings.from_dsn(settings.redis_url)
+    if args.check:
+        return check_health(redis_settings, HEALTH_CHECK_KEY)
+    credentials = resolve_credentials(settings, args.public_base_url)
+    options = worker_options(WeChatGateway(credentials), database_url=settings.database_url)
+    worker = Worker(**options, redis_settings=redis_settings, burst=args.burst)
+    assert options["queue_name"] == QUEUE_NAME
+    worker.run()
+    return 0
+
+
 def _not_yet(name: str):
     def run(args: argparse.Namespace) -> int:
         print(f"rebate {name} is not available in this version", file=sys.stderr)
@@ -90,7 +114,16 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("migrate", help="create or upgrade the schema").set_defaults(run=_migrate)
     commands.add_parser("demo", help="load demo data").set_defaults(run=_demo)
     commands.add_parser("audit", help="check the ledger invariants").set_defaults(run=_audit)
-    for name in ("worker", "simulate", "bench"):
+    worker = commands.add_parser("worker", help="run an arq worker (needs REDIS_URL)")
+    worker.add_argument("--burst", action="store_true", help="stop once the queue is empty")
+    worker.add_argument("--check", action="store_true", help="exit 0 if a worker is healthy")
+    worker.add_argument(
+        "--public-base-url",
+        default="http://127.0.0.1:8000/",
+        help="the API's own base URL (where the fake WeChat lives in development)",
+    )
+    worker.set_defaults(run=_worker)
+    for name in ("simulate", "bench"):
         commands.add_parser(name, help=f"{name} (not available yet)").set_defaults(
             run=_not_yet(name)
         )

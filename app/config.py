@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     secret_key: str = DEV_SECRET_KEY
     admin_token: str = DEV_ADMIN_TOKEN
     rebate_timezone: str = "Asia/Shanghai"
+    # How often the embedded default runs its timers (sweeps, resets, notifications); 0: never.
+    jobs_interval_seconds: float = 5.0
+    # Orders settled in one transaction by a worker: bigger batches, fewer commits per order.
+    settle_batch_size: int = 500
 
     wechat_app_id: str | None = None
     wechat_app_secret: str | None = None

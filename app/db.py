@@ -14,6 +14,7 @@ MODEL_MODULES = [
     "app.orders.models",
     "app.rebate.models",
     "app.ledger.models",
+    "app.notifications.models",
 ]
 
 

@@ -30,7 +30,7 @@ from app.wechat.pay_notify import (
 )
 from graphql_schema.context import Context
 from graphql_schema.schema import schema
-from workers.inprocess import InProcessJobs
+from workers.runtime import ArqJobs, InProcessJobs
 
 log = logging.getLogger("rebate")
 
@@ -41,8 +41,8 @@ MAX_NOTIFICATION_BYTES = 64 * 1024
 class Services:
     credentials: WeChatCredentials
     wechat: WeChatGateway
-    jobs: InProcessJobs
-    redis: Any = None
+    jobs: InProcessJobs | ArqJobs
+    redis: Any = None  # the arq pool (a redis.asyncio client) when REDIS_URL is set
     # Lottery draws and random-return seats; a test may put a seeded generator here.
     rng: random.Random = field(default_factory=secrets.SystemRandom)
 
@@ -77,18 +77,20 @@ def create_app(
             await migrate_db(settings.database_url)
         await init_db(settings.database_url)
         if settings.redis_url:
-            from redis.asyncio import Redis
+            from arq.connections import RedisSettings, create_pool
 
-            services.redis = Redis.from_url(settings.redis_url)
+            services.redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+            services.jobs = ArqJobs(services.redis)
         if demo:
             from app.demo import load_demo
 
             await load_demo()
-        await services.jobs.recover()
+        interval = settings.jobs_interval_seconds or None
+        await services.jobs.start(services.wechat, interval=interval)
         try:
             yield
         finally:
-            await services.jobs.drain()
+            await services.jobs.stop()
             if services.redis is not None:
                 await services.redis.aclose()
             await close_db()

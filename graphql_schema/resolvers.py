@@ -320,7 +320,7 @@ async def upsert_product(ctx: Context, data: Any) -> t.Product:
 
 async def update_rebate_settings_mutation(ctx: Context, data: Any) -> t.RebateSettings:
     ctx.require_admin()
-    return settings_type(await update_rebate_settings(input_to_patch(data)))
+    return settings_type(await update_rebate_settings(input_to_patch(data), now=ctx.now()))
 
 
 async def create_order(ctx: Context, data: Any) -> t.Order:

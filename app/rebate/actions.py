@@ -22,6 +22,8 @@ from app.ledger.service import (
     user_points,
 )
 from app.money import apply_ratio
+from app.notifications.models import NotificationEvent
+from app.notifications.outbox import Outbox
 from app.orders.models import Order
 from app.rebate import engine
 from app.rebate.figures import FigureDeltas
@@ -94,6 +96,16 @@ async def draw_lottery(
         await entry.save(update_fields=changed, using_db=conn)
         await queue.save(update_fields=["liability_fen", "waiting_count"], using_db=conn)
         await figures.flush(conn)
+        outbox = Outbox(now)
+        outbox.add(
+            entry.user_id,
+            NotificationEvent.LOTTERY_DRAWN,
+            entryId=entry.id,
+            queueKey=entry.queue_key,
+            ratioBp=drawn,
+            entitlementFen=entitled,
+        )
+        await outbox.flush(conn)
     return entry
 
 
@@ -132,6 +144,16 @@ async def exchange_entry(
         figures = FigureDeltas()
         figures.waiting(queue.id, entry.number, -1, -remaining, completed=entry.order_completed)
         await figures.flush(conn)
+        outbox = Outbox(now)
+        outbox.add(
+            entry.user_id,
+            NotificationEvent.EXCHANGED,
+            entryId=entry.id,
+            queueKey=entry.queue_key,
+            target=target.value,
+            amount=amount,
+        )
+        await outbox.flush(conn)
     return entry
 
 
@@ -148,6 +170,7 @@ async def reset_queues(
             count = await waiting.using_db(conn).count()
             if not count:
                 continue
+            await _notify_cleared(queue, instant_key, now, conn)
             cleared += await waiting.using_db(conn).update(status=EntryStatus.CLEARED, ended_at=now)
             forfeited += queue.liability_fen
             await Queue.filter(id=queue.id).using_db(conn).update(waiting_count=0, liability_fen=0)
@@ -164,6 +187,35 @@ async def reset_queues(
             using_db=conn,
         )
     return cleared
+
+
+async def _notify_cleared(
+    queue: Queue, instant_key: str, now: datetime, conn: BaseDBAsyncClient
+) -> None:
+    """One notification per cleared entry, read in pages so a long queue never sits in memory."""
+    last = 0
+    while True:
+        page = await (
+            QueueEntry.filter(queue_id=queue.id, status=EntryStatus.WAITING, number__gt=last)
+            .using_db(conn)
+            .order_by("number")
+            .limit(5000)
+            .values_list("id", "number", "user_id", "entitlement_fen", "rewarded_fen")
+        )
+        if not page:
+            return
+        outbox = Outbox(now)
+        for entry_id, number, user_id, entitled, rewarded in page:
+            outbox.add(
+                user_id,
+                NotificationEvent.CLEARED_BY_RESET,
+                entryId=entry_id,
+                queueKey=queue.key,
+                forfeitedFen=entitled - rewarded,
+                reset=instant_key,
+            )
+            last = number
+        await outbox.flush(conn)
 
 
 async def refund_order(order_id: int, *, reason: str | None, now: datetime) -> Order:

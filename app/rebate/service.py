@@ -34,6 +34,8 @@ from app.ledger.service import (
 )
 from app.members.models import User
 from app.money import apply_ratio
+from app.notifications.models import NotificationEvent
+from app.notifications.outbox import Outbox
 from app.orders.models import Order, OrderLine
 from app.rebate import engine, rules
 from app.rebate.eligibility import LimitScope, SeatGroup, limit_scopes, random_return_for
@@ -146,6 +148,10 @@ class Batch:
     rng: random.Random
     cursors: dict[str, QueueCursor] = field(default_factory=dict)
     figures: FigureDeltas = field(default_factory=FigureDeltas)
+    outbox: Outbox = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.outbox = Outbox(self.now)
 
     @property
     def today(self):
@@ -295,36 +301,63 @@ async def settle_orders(
             .order_by("id")
             .select_for_update()
         )
+        return await _settle_locked(locked, conn, now=now, rng=rng)
+
+
+async def settle_due_orders(
+    *, now: datetime, limit: int, rng: random.Random | None = None
+) -> list[int]:
+    """Claim up to `limit` due orders that no other worker holds, oldest payment first, and
+    settle them in one transaction: any number of workers share a backlog without waiting."""
+    async with in_transaction() as conn:
         settings = await load_rebate_settings(conn)
-        due = sorted(
-            (order for order in locked if settlement_due(order, settings)),
-            key=lambda o: (o.paid_at or o.created_at, o.id),
-        )
-        if not due:
-            return []
-        batch = Batch(conn, settings, now, rng or _system_random)
-        planned: list[tuple[Order, list[LinePlan]]] = []
-        if settings.enabled:
-            for order in due:
-                planned.append((order, await _plan_order(order, batch)))
-            keys = [plan.queue_key for _, plans in planned for plan in plans]
-            for key, queue in (await lock_queues(keys, conn)).items():
-                cursor = QueueCursor(queue, settings.reward_order, conn)
-                cursor.seats = SeatGroup(
-                    queue.rr_group_size,
-                    queue.rr_points_seats,
-                    queue.rr_seats_left,
-                    queue.rr_points_left,
-                )
-                batch.cursors[key] = cursor
-            for order, plans in planned:
-                await _settle_one(order, plans, batch)
-            await _write_back(batch)
-        await (
-            Order.filter(id__in=[o.id for o in due])
+        statuses = [OrderStatus.COMPLETED]
+        if settings.settle_on == SettleOn.PAID:
+            statuses.append(OrderStatus.PAID)
+        claimed = (
+            await Order.filter(settled=False, status__in=statuses)
             .using_db(conn)
-            .update(settled=True, settled_at=now)
+            .order_by("paid_at", "id")
+            .limit(limit)
+            .select_for_update(skip_locked=True)
         )
+        return await _settle_locked(claimed, conn, now=now, rng=rng, settings=settings)
+
+
+async def _settle_locked(
+    locked: list[Order],
+    conn: BaseDBAsyncClient,
+    *,
+    now: datetime,
+    rng: random.Random | None,
+    settings: RebateSettings | None = None,
+) -> list[int]:
+    settings = settings or await load_rebate_settings(conn)
+    due = sorted(
+        (order for order in locked if settlement_due(order, settings)),
+        key=lambda o: (o.paid_at or o.created_at, o.id),
+    )
+    if not due:
+        return []
+    batch = Batch(conn, settings, now, rng or _system_random)
+    if settings.enabled:
+        planned = [(order, await _plan_order(order, batch)) for order in due]
+        keys = [plan.queue_key for _, plans in planned for plan in plans]
+        for key, queue in (await lock_queues(keys, conn)).items():
+            cursor = QueueCursor(queue, settings.reward_order, conn)
+            cursor.seats = SeatGroup(
+                queue.rr_group_size,
+                queue.rr_points_seats,
+                queue.rr_seats_left,
+                queue.rr_points_left,
+            )
+            batch.cursors[key] = cursor
+        for order, plans in planned:
+            await _settle_one(order, plans, batch)
+        await _write_back(batch)
+    await (
+        Order.filter(id__in=[o.id for o in due]).using_db(conn).update(settled=True, settled_at=now)
+    )
     return [order.id for order in due]
 
 
@@ -375,8 +408,23 @@ async def _settle_one(order: Order, plans: list[LinePlan], batch: Batch) -> None
         queue.liability_fen -= result.paid_out_fen
         for waiting, amount in applied:
             done = waiting.remaining_fen == 0
+            batch.outbox.add(
+                waiting.user_id,
+                NotificationEvent.PAYOUT_RECEIVED,
+                entryId=waiting.entry_id,
+                queueKey=queue.key,
+                amountFen=amount,
+                fromOrderId=order.id,
+            )
             if done:
                 queue.waiting_count -= 1
+                batch.outbox.add(
+                    waiting.user_id,
+                    NotificationEvent.ENTRY_COMPLETED,
+                    entryId=waiting.entry_id,
+                    queueKey=queue.key,
+                    entitlementFen=waiting.entitlement_fen,
+                )
             batch.figures.waiting(
                 queue.id,
                 waiting.number,
@@ -458,6 +506,15 @@ async def _join(order: Order, plan: LinePlan, paid_day, batch: Batch) -> None:
         using_db=batch.conn,
     )
     queue.next_number += 1
+    batch.outbox.add(
+        order.user_id,
+        NotificationEvent.ENTRY_JOINED,
+        entryId=entry.id,
+        queueKey=queue.key,
+        number=entry.number,
+        entitlementFen=entitled,
+        status=status.value,
+    )
     if status == EntryStatus.WAITING:
         queue.waiting_count += 1
         queue.liability_fen += entitled
@@ -478,6 +535,7 @@ async def _join(order: Order, plan: LinePlan, paid_day, batch: Batch) -> None:
 
 async def _write_back(batch: Batch) -> None:
     await batch.figures.flush(batch.conn)
+    await batch.outbox.flush(batch.conn)
     for cursor in batch.cursors.values():
         for waiting in cursor.touched.values():
             done = waiting.remaining_fen == 0

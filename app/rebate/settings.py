@@ -110,6 +110,11 @@ class ResetConfig(_Strict):
     weekday: Annotated[int, Field(ge=1, le=7, strict=True)] | None = None
     month_day: Annotated[int, Field(ge=1, le=31, strict=True)] | None = None
     at: list[datetime] = []
+    # When this schedule was set: instants before it are not owed (not part of the API).
+    since: datetime | None = None
+
+    def schedule_key(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude={"since"})
 
     @model_validator(mode="after")
     def _schedule(self) -> ResetConfig:
@@ -211,12 +216,21 @@ async def save_rebate_settings(settings: RebateSettings, conn: BaseDBAsyncClient
         await PluginSettings.create(key="rebate", data=data, using_db=conn)
 
 
-async def update_rebate_settings(patch: dict[str, Any]) -> RebateSettings:
+async def update_rebate_settings(
+    patch: dict[str, Any], *, now: datetime | None = None
+) -> RebateSettings:
+    from datetime import UTC
+
     from tortoise.transactions import in_transaction
 
     async with in_transaction() as conn:
         current = await load_rebate_settings(conn)
+        if "reset" in patch and patch["reset"] is not None:
+            patch = {**patch, "reset": {k: v for k, v in patch["reset"].items() if k != "since"}}
         new = validated(RebateSettings, merge_patch(current, patch))
+        if new.reset.schedule_key() != current.reset.schedule_key():
+            # A new schedule owes nothing for the time before it was set.
+            new.reset.since = now or datetime.now(UTC)
         await save_rebate_settings(new, conn)
     return new
 

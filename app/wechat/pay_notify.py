@@ -115,7 +115,7 @@ def _parse_fee(fields: dict[str, str], name: str) -> int:
     return int(value)
 
 
-def _parse_time_end(value: str) -> datetime:
+def parse_time_end(value: str) -> datetime:
     if not _TIME_END.fullmatch(value):
         raise InvalidNotification(f"time_end is not yyyyMMddHHmmss: {value!r}")
     try:
@@ -161,7 +161,7 @@ def parse_v2_payment_notification(body: bytes, creds: WeChatCredentials) -> Paym
         appid=fields["appid"],
         mch_id=fields["mch_id"],
         openid=fields["openid"],
-        time_end=_parse_time_end(fields["time_end"]),
+        time_end=parse_time_end(fields["time_end"]),
         raw=fields,
     )
 

@@ -1,0 +1,207 @@
+"""Who runs the jobs: arq workers on Redis in production, the server itself without Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from app.notifications.sender import send_due
+from app.rebate.service import settle_order
+from app.wechat.client import WeChatGateway
+from workers.jobs import apply_due_resets, reconcile_unpaid, settle_backlog, settle_pending
+
+log = logging.getLogger("rebate.jobs")
+
+QUEUE_NAME = "rebate:jobs"
+HEALTH_CHECK_KEY = "rebate:jobs:health-check"
+RETRY_DELAYS = (0.05, 0.2, 1.0, 5.0)
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def run_periodic_jobs(gateway: WeChatGateway, now: datetime) -> None:
+    """Everything that runs on a timer; each part on its own, so one failure stops no other."""
+    for name, job in (
+        ("settlement sweep", lambda: settle_backlog(now)),
+        ("scheduled resets", lambda: apply_due_resets(now)),
+        ("notifications", lambda: send_due(gateway, now)),
+        ("unpaid orders", lambda: reconcile_unpaid(gateway, now)),
+    ):
+        try:
+            await job()
+        except Exception:
+            log.exception("%s failed; the next round tries again", name)
+
+
+class InProcessJobs:
+    """The embedded default: settlement as asyncio tasks in the server, the timers in a loop."""
+
+    def __init__(self, clock: Clock = utc_now) -> None:
+        self._clock = clock
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._periodic: asyncio.Task[None] | None = None
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def settle_soon(self, order_id: int) -> None:
+        self._spawn(self._settle(order_id))
+
+    async def _settle(self, order_id: int) -> None:
+        for attempt, delay in enumerate((0.0, *RETRY_DELAYS)):
+            if delay:
+                await asyncio.sleep(delay)
+            try:
+                await settle_order(order_id, now=self._clock())
+                return
+            except Exception:
+                log.exception("settling order %s failed (attempt %s)", order_id, attempt + 1)
+        log.error("order %s stays unsettled until the next sweep", order_id)
+
+    async def start(self, gateway: WeChatGateway, *, interval: float | None) -> None:
+        """Catch up on what a stop left behind, then run the timers every `interval` seconds."""
+        now = self._clock()
+        await settle_backlog(now)
+        await apply_due_resets(now)
+        if interval is not None:
+            self._periodic = asyncio.get_running_loop().create_task(self._loop(gateway, interval))
+
+    async def _loop(self, gateway: WeChatGateway, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await run_periodic_jobs(gateway, self._clock())
+
+    async def drain(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def stop(self) -> None:
+        if self._periodic is not None:
+            self._periodic.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._periodic
+        await self.drain()
+
+
+class ArqJobs:
+    """The API side with Redis: hand settlement to the arq workers."""
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def settle_soon(self, order_id: int) -> None:
+        # The order's row is the durable hand-off: if this enqueue is lost, the sweep settles it.
+        task = asyncio.get_running_loop().create_task(self._enqueue(order_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _enqueue(self, order_id: int) -> None:
+        try:
+            await self._pool.enqueue_job("settle", order_id, _queue_name=QUEUE_NAME)
+        except Exception:
+            log.exception("could not hand order %s to the workers; the sweep will", order_id)
+
+    async def start(self, gateway: WeChatGateway, *, interval: float | None) -> None:
+        """Workers catch up at their own start; the API has nothing to do."""
+
+    async def _handed_off(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def drain(self) -> None:
+        """Wait until every job due by now has been run by the workers (tests use this)."""
+        await self._handed_off()
+        while True:
+            due = await self._pool.zcount(QUEUE_NAME, "-inf", int(utc_now().timestamp() * 1000))
+            # arq keeps a finished cron job's in-progress key on purpose (no second run of the
+            # same tick): only the other jobs count.
+            running = [
+                key
+                for key in await self._pool.keys("arq:in-progress:*")
+                if not key.startswith(b"arq:in-progress:cron:")
+            ]
+            if not due and not running:
+                return
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        # The workers run in their own processes: the API only finishes handing its jobs over.
+        await self._handed_off()
+
+
+# --- the arq worker ------------------------------------------------------------------------------
+
+
+async def settle_job(ctx: dict[str, Any], order_id: int) -> int:
+    """A payment was recorded: settle the oldest due orders, this one among them or before it."""
+    settled = await settle_pending(ctx["clock"]())
+    log.info("settle job for order %s settled %s orders", order_id, settled)
+    return settled
+
+
+async def sweep_job(ctx: dict[str, Any]) -> None:
+    await run_periodic_jobs(ctx["gateway"], ctx["clock"]())
+
+
+def worker_options(
+    gateway: WeChatGateway,
+    *,
+    clock: Clock = utc_now,
+    database_url: str | None = None,
+    timers: bool = True,
+) -> dict[str, Any]:
+    """The arq Worker's arguments; `database_url` opens and closes the database with the worker.
+
+    `timers=False` leaves out the periodic sweep (tests run it themselves when they mean to).
+    """
+    from arq import cron
+    from arq.worker import func
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        if database_url is not None:
+            from app.db import init_db
+
+            await init_db(database_url)
+        ctx["gateway"] = gateway
+        ctx["clock"] = clock
+        # A worker that died mid-job lost nothing: what is due is settled now.
+        now = clock()
+        settled = await settle_backlog(now)
+        cleared = await apply_due_resets(now)
+        log.info(
+            "worker started: settled %s orders and cleared %s entries left due", settled, cleared
+        )
+        ctx["ready"] = True
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        if database_url is not None:
+            from app.db import close_db
+
+            await close_db()
+
+    return {
+        "functions": [func(settle_job, name="settle", max_tries=10)],
+        "cron_jobs": (
+            [cron(sweep_job, second=set(range(0, 60, 5)), unique=True, timeout=120)]
+            if timers
+            else []
+        ),
+        "queue_name": QUEUE_NAME,
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "health_check_interval": 10,
+        "health_check_key": HEALTH_CHECK_KEY,
+        "keep_result": 60,
+        "max_jobs": 20,
+        "poll_delay": 0.05,
+    }
