@@ -192,3 +192,17 @@ class MerchantApplicationInput:
     address: str
     license_no: str
     referrer_code: str | None = strawberry.UNSET
+
+
+@strawberry.input
+class TemplateFieldInput:
+    key: str
+    source: str
+
+
+@strawberry.input
+class NotificationTemplateInput:
+    event: str
+    template_id: str
+    page: str | None = None
+    fields: list[TemplateFieldInput] = strawberry.field(default_factory=list)

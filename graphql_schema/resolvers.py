@@ -554,3 +554,70 @@ async def cashier_qr_code(ctx: Context, store_id: Any) -> t.QrCode:
             ctx.services.wechat, store.cashier_qr_scene, qrcodes.CASHIER_PAGE
         )
     )
+
+
+def _template_types(settings: Any) -> list[t.NotificationTemplate]:
+    return [
+        t.NotificationTemplate(
+            event=event.value,
+            template_id=config.template_id,
+            page=config.page,
+            fields=[t.TemplateField(key=k, source=v) for k, v in config.fields.items()],
+        )
+        for event, config in sorted(settings.templates.items())
+    ]
+
+
+async def notification_templates(ctx: Context) -> list[t.NotificationTemplate]:
+    from app.notifications.templates import load_notification_settings
+
+    ctx.require_admin()
+    return _template_types(await load_notification_settings())
+
+
+async def update_notification_templates(
+    ctx: Context, templates: list[Any]
+) -> list[t.NotificationTemplate]:
+    from app.notifications.templates import replace_templates
+
+    ctx.require_admin()
+    items = [
+        {
+            "event": item.event,
+            "template_id": item.template_id,
+            "page": item.page,
+            "fields": {f.key: f.source for f in item.fields},
+        }
+        for item in templates
+    ]
+    return _template_types(await replace_templates(items))
+
+
+async def my_notifications(
+    ctx: Context, first: int | None, after: str | None
+) -> t.NotificationPage:
+    from app.notifications.models import Notification
+
+    user_id = ctx.require_user()
+    size = page_size(first)
+    query = Notification.filter(user_id=user_id)
+    before = decode_cursor("notification", after)
+    if before is not None:
+        query = query.filter(id__lt=before)
+    rows = await query.order_by("-id").limit(size + 1)
+    more = len(rows) > size
+    rows = rows[:size]
+    return t.NotificationPage(
+        items=[
+            t.Notification(
+                id=_id(n.id),
+                event=n.event.value,
+                payload=n.payload,
+                status=n.status.value,
+                created_at=n.created_at,
+                sent_at=n.sent_at,
+            )
+            for n in rows
+        ],
+        next_cursor=encode_cursor("notification", rows[-1].id) if more else None,
+    )

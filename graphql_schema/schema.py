@@ -22,6 +22,7 @@ from graphql_schema.inputs import (
     DistributionSettingsInput,
     MemberLevelInput,
     MerchantApplicationInput,
+    NotificationTemplateInput,
     ProductInput,
     RebateSettingsInput,
     StoreInput,
@@ -158,6 +159,16 @@ class Query:
         info.context.require_admin()
         raise _later("withdrawals")
 
+    @strawberry.field(description="[admin] The subscribe-message template of each event.")
+    async def notification_templates(self, info: Info) -> list[t.NotificationTemplate]:
+        return await r.notification_templates(info.context)
+
+    @strawberry.field(description="The notifications the consumer was sent (SPEC §13).")
+    async def my_notifications(
+        self, info: Info, first: int | None = 20, after: str | None = None
+    ) -> t.NotificationPage:
+        return await r.my_notifications(info.context, first, after)
+
     @strawberry.field
     async def audit(self, info: Info) -> t.AuditReport:
         return await r.audit(info.context)
@@ -231,6 +242,12 @@ class Mutation:
         self, info: Info, input: RebateSettingsInput
     ) -> t.RebateSettings:
         return await r.update_rebate_settings_mutation(info.context, input)
+
+    @strawberry.mutation(description="[admin] Replace the templates; unlisted events send nothing.")
+    async def update_notification_templates(
+        self, info: Info, templates: list[NotificationTemplateInput]
+    ) -> list[t.NotificationTemplate]:
+        return await r.update_notification_templates(info.context, templates)
 
     @strawberry.mutation
     async def update_distribution_settings(

@@ -398,3 +398,36 @@ class QueueStats:
 class AuditReport:
     ok: bool
     violations: list[str]
+
+
+# --- beyond the contract: the operator's notification templates and a user's notifications ----
+
+
+@strawberry.type
+class TemplateField:
+    key: str  # WeChat's data key, e.g. "amount1"
+    source: str  # the notification's variable, e.g. "amountYuan"
+
+
+@strawberry.type
+class NotificationTemplate:
+    event: str
+    template_id: str
+    page: str | None
+    fields: list[TemplateField]
+
+
+@strawberry.type
+class Notification:
+    id: strawberry.ID
+    event: str
+    payload: strawberry.scalars.JSON
+    status: str
+    created_at: datetime.datetime
+    sent_at: datetime.datetime | None
+
+
+@strawberry.type
+class NotificationPage:
+    items: list[Notification]
+    next_cursor: str | None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from tortoise.transactions import in_transaction
 
@@ -48,7 +49,7 @@ async def settle_backlog(now: datetime) -> int:
             return total
 
 
-async def apply_due_resets(now: datetime) -> int:
+async def apply_due_resets(now: datetime, *, tz: ZoneInfo | None = None) -> int:
     """Apply each scheduled reset instant up to `now` exactly once, missed ones included (§10)."""
     settings = await load_rebate_settings()
     config = settings.reset
@@ -65,7 +66,8 @@ async def apply_due_resets(now: datetime) -> int:
         else now
     )
     cleared = 0
-    for instant in reset_instants(config, get_settings().timezone, after=after, until=now):
+    zone = tz or get_settings().timezone
+    for instant in reset_instants(config, zone, after=after, until=now):
         cleared += await reset_queues(instant_key(instant), now=now, scheduled_for=instant)
     return cleared
 

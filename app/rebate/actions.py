@@ -7,6 +7,7 @@ import secrets
 from datetime import datetime
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from app.enums import EntryStatus, ExchangeTarget, LotteryMode, OrderStatus, RatioSource
@@ -160,32 +161,40 @@ async def exchange_entry(
 async def reset_queues(
     instant_key: str, *, now: datetime, scheduled_for: datetime | None = None
 ) -> int:
-    """Clear every waiting entry of every queue, once per instant key (SPEC §10)."""
-    async with in_transaction() as conn:
-        if await ResetRun.filter(instant_key=instant_key).using_db(conn).exists():
-            return 0
-        cleared = forfeited = 0
-        for queue in await Queue.all().using_db(conn).order_by("key").select_for_update():
-            waiting = QueueEntry.filter(queue_id=queue.id, status=EntryStatus.WAITING)
-            count = await waiting.using_db(conn).count()
-            if not count:
-                continue
-            await _notify_cleared(queue, instant_key, now, conn)
-            cleared += await waiting.using_db(conn).update(status=EntryStatus.CLEARED, ended_at=now)
-            forfeited += queue.liability_fen
-            await Queue.filter(id=queue.id).using_db(conn).update(waiting_count=0, liability_fen=0)
-            await (
-                QueueBucket.filter(queue_id=queue.id)
-                .using_db(conn)
-                .update(waiting_count=0, waiting_fen=0, completed_count=0, completed_fen=0)
+    """Clear every waiting entry of every queue, once per instant key (SPEC §10).
+
+    The instant's row is written first: a second worker applying the same instant waits on its
+    unique key, then finds it taken and changes nothing.
+    """
+    try:
+        async with in_transaction() as conn:
+            run = await ResetRun.create(
+                instant_key=instant_key, scheduled_for=scheduled_for, using_db=conn
             )
-        await ResetRun.create(
-            instant_key=instant_key,
-            scheduled_for=scheduled_for,
-            cleared=cleared,
-            forfeited_fen=forfeited,
-            using_db=conn,
-        )
+            cleared = forfeited = 0
+            for queue in await Queue.all().using_db(conn).order_by("key").select_for_update():
+                waiting = QueueEntry.filter(queue_id=queue.id, status=EntryStatus.WAITING)
+                if not await waiting.using_db(conn).exists():
+                    continue
+                await _notify_cleared(queue, instant_key, now, conn)
+                cleared += await waiting.using_db(conn).update(
+                    status=EntryStatus.CLEARED, ended_at=now
+                )
+                forfeited += queue.liability_fen
+                await (
+                    Queue.filter(id=queue.id)
+                    .using_db(conn)
+                    .update(waiting_count=0, liability_fen=0)
+                )
+                await (
+                    QueueBucket.filter(queue_id=queue.id)
+                    .using_db(conn)
+                    .update(waiting_count=0, waiting_fen=0, completed_count=0, completed_fen=0)
+                )
+            run.cleared, run.forfeited_fen = cleared, forfeited
+            await run.save(update_fields=["cleared", "forfeited_fen"], using_db=conn)
+    except IntegrityError:
+        return 0
     return cleared
 
 
