@@ -143,8 +143,21 @@ class ArqJobs:
 
 
 async def settle_job(ctx: dict[str, Any], order_id: int) -> int:
-    """A payment was recorded: settle the oldest due orders, this one among them or before it."""
-    settled = await settle_pending(ctx["clock"]())
+    """A payment was recorded: settle a batch of the oldest due orders, then this one for sure.
+
+    The batch skips orders other transactions hold (a duplicate notification may hold this one
+    for a moment), so the job ends by waiting for its own order. A failure is retried by arq.
+    """
+    from arq.worker import Retry
+
+    now = ctx["clock"]()
+    try:
+        settled = await settle_pending(now)
+        if await settle_order(order_id, now=now):
+            settled += 1
+    except Exception as exc:
+        log.warning("settle job for order %s failed, retrying: %s", order_id, exc)
+        raise Retry(defer=min(2 ** ctx.get("job_try", 1), 60)) from exc
     log.info("settle job for order %s settled %s orders", order_id, settled)
     return settled
 
@@ -190,6 +203,7 @@ def worker_options(
             await close_db()
 
     return {
+        "poll_delay": 0.05,
         "functions": [func(settle_job, name="settle", max_tries=10)],
         "cron_jobs": (
             [cron(sweep_job, second=set(range(0, 60, 5)), unique=True, timeout=120)]
@@ -203,5 +217,4 @@ def worker_options(
         "health_check_key": HEALTH_CHECK_KEY,
         "keep_result": 60,
         "max_jobs": 20,
-        "poll_delay": 0.05,
     }

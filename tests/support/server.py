@@ -84,11 +84,14 @@ class LiveServer:
             await asyncio.sleep(0.02)
         if self.settings.redis_url:
             # The production topology: the API hands settlement to an arq worker over Redis.
+            from arq.connections import RedisSettings
             from arq.worker import Worker
 
+            # Polled often: tests wait for each settlement one after the other.
+            options = {**worker_options(self.services.wechat, timers=False), "poll_delay": 0.005}
             self.worker = Worker(
-                **worker_options(self.services.wechat, timers=False),
-                redis_pool=self.services.redis,
+                **options,
+                redis_settings=RedisSettings.from_dsn(self.settings.redis_url),
                 handle_signals=False,
             )
             self._worker_task = asyncio.get_running_loop().create_task(self.worker.main())
@@ -100,10 +103,10 @@ class LiveServer:
 
     async def stop(self) -> None:
         if self.worker is not None:
-            await self.worker.close()
             self._worker_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker_task
+            await self.worker.close()
         self.server.should_exit = True
         if self._task is not None:
             await self._task
