@@ -362,6 +362,9 @@ def create_fake_wechat(
             )
             order.time_end = str(given_time_end) if given_time_end else format_time_end()
         transaction_id = given_transaction_id or order.transaction_id or ""
+        if payload.get("silent"):
+            # The money moved but the notification is lost: only pay/orderquery can tell.
+            return JSONResponse({"status": None, "reply": None, "transactionId": transaction_id})
         notice = build_v2_payment_notification(
             creds,
             out_trade_no=order.out_trade_no,

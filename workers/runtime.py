@@ -29,10 +29,11 @@ def utc_now() -> datetime:
 async def run_periodic_jobs(gateway: WeChatGateway, now: datetime) -> None:
     """Everything that runs on a timer; each part on its own, so one failure stops no other."""
     for name, job in (
+        # Payments found by asking WeChat first, so that the sweep settles them this round.
+        ("unpaid orders", lambda: reconcile_unpaid(gateway, now)),
         ("settlement sweep", lambda: settle_backlog(now)),
         ("scheduled resets", lambda: apply_due_resets(now)),
         ("notifications", lambda: send_due(gateway, now)),
-        ("unpaid orders", lambda: reconcile_unpaid(gateway, now)),
     ):
         try:
             await job()
