@@ -15,6 +15,8 @@ MODEL_MODULES = [
     "app.rebate.models",
     "app.ledger.models",
     "app.notifications.models",
+    "app.wallet.models",
+    "app.merchants.models",
 ]
 
 

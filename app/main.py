@@ -19,6 +19,8 @@ from strawberry.asgi import GraphQL
 from app.config import Settings, get_settings
 from app.db import close_db, init_db, migrate_db
 from app.orders.service import record_payment, record_refund_notice
+from app.rebate.figure_cache import InMemoryFigureCache, RedisFigureCache
+from app.rebate.figures import use_figure_cache
 from app.wechat.client import WeChatGateway
 from app.wechat.credentials import WeChatCredentials, resolve_credentials
 from app.wechat.http import refund_notify_endpoint, v3_notify_endpoint
@@ -81,6 +83,9 @@ def create_app(
 
             services.redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
             services.jobs = ArqJobs(services.redis)
+            use_figure_cache(RedisFigureCache(services.redis))
+        else:
+            use_figure_cache(InMemoryFigureCache())
         if demo:
             from app.demo import load_demo
 

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from app.enums import EntryStatus, ExchangeTarget, LotteryMode, OrderStatus, RatioSource
@@ -184,7 +185,8 @@ async def reset_queues(
                 await (
                     Queue.filter(id=queue.id)
                     .using_db(conn)
-                    .update(waiting_count=0, liability_fen=0)
+                    # A new version: cached block sums of this queue are stale from now on.
+                    .update(waiting_count=0, liability_fen=0, version=F("version") + 1)
                 )
                 await (
                     QueueBucket.filter(queue_id=queue.id)

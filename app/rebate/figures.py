@@ -7,11 +7,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.functions import Count, Sum
 
 from app.enums import EntryStatus, RewardOrder
-from app.rebate.models import QueueBucket, QueueDay, QueueEntry
+from app.rebate.figure_cache import BucketSums, FigureCache, InMemoryFigureCache
+from app.rebate.models import Queue, QueueDay, QueueEntry
 
 BUCKET_SIZE = 1024
 INFLOW_DAYS = 7
@@ -31,6 +33,9 @@ class FigureDeltas:
     days: dict[tuple[int, date], list[int]] = field(
         default_factory=lambda: defaultdict(lambda: [0, 0, 0])
     )
+    # What flush wrote, per queue: (version before, version after, block deltas), to be handed
+    # to the figure cache once the transaction has committed.
+    written: dict[int, tuple[int, int, dict[int, BucketSums]]] = field(default_factory=dict)
 
     def waiting(self, queue_id: int, number: int, count: int, fen: int, *, completed: bool) -> None:
         """A waiting entry appeared (+1), left (−1) or its remaining changed by `fen`."""
@@ -56,10 +61,26 @@ class FigureDeltas:
         row[2] += returned
 
     async def flush(self, conn: BaseDBAsyncClient) -> None:
+        """Write the deltas; the caller holds the locks of every queue they touch."""
         postgres = conn.capabilities.dialect == "postgres"
 
         def marks(n: int) -> str:
             return ", ".join(f"${i}" if postgres else "?" for i in range(1, n + 1))
+
+        changed: dict[int, dict[int, BucketSums]] = defaultdict(dict)
+        for (queue_id, bucket), (wc, wf, cc, cf) in self.buckets.items():
+            if wc or wf or cc or cf:
+                changed[queue_id][bucket] = BucketSums(wc, wf, cc, cf)
+        for queue_id, deltas in sorted(changed.items()):
+            (version,) = (
+                await Queue.filter(id=queue_id).using_db(conn).values_list("version", flat=True)
+            )
+            await Queue.filter(id=queue_id).using_db(conn).update(version=version + 1)
+            before = self.written.get(queue_id)
+            merged = dict(before[2]) if before else {}
+            for bucket, delta in deltas.items():
+                merged[bucket] = merged[bucket] + delta if bucket in merged else delta
+            self.written[queue_id] = (before[0] if before else version, version + 1, merged)
 
         for (queue_id, bucket), (wc, wf, cc, cf) in sorted(self.buckets.items()):
             if not (wc or wf or cc or cf):
@@ -88,17 +109,79 @@ class FigureDeltas:
         self.days.clear()
 
 
+_cache: FigureCache = InMemoryFigureCache()
+
+
+def use_figure_cache(cache: FigureCache) -> None:
+    """Where block sums are cached: Redis when configured, else this process's memory."""
+    global _cache
+    _cache = cache
+
+
+async def publish(figures: FigureDeltas) -> None:
+    """After the commit: bring the cached block sums to the new versions (or drop them)."""
+    for queue_id, (before, after, deltas) in figures.written.items():
+        try:
+            await _cache.apply(queue_id, before, after, deltas)
+        except Exception:  # the cache is a copy: losing it costs one rebuild, never a wrong sum
+            await _drop_quietly(queue_id)
+    figures.written.clear()
+
+
+async def _drop_quietly(queue_id: int) -> None:
+    try:
+        await _cache.drop(queue_id)
+    except Exception:
+        return
+
+
+async def _blocks_before(queue_id: int, bucket: int, conn: BaseDBAsyncClient | None) -> BucketSums:
+    """Sums of the blocks before `bucket`: from the cache at the database's version, or read
+    from the database in one statement (one snapshot) and cached at that version."""
+    version_query = Queue.filter(id=queue_id)
+    if conn is not None:
+        version_query = version_query.using_db(conn)
+    versions = await version_query.values_list("version", flat=True)
+    if not versions:
+        return BucketSums(0, 0, 0, 0)
+    try:
+        cached = await _cache.prefix(queue_id, versions[0], bucket)
+    except Exception:
+        cached = None
+    if cached is not None:
+        return cached
+    client = conn or connections.get("default")
+    mark = "$1" if client.capabilities.dialect == "postgres" else "?"
+    rows = await client.execute_query_dict(
+        "SELECT q.version AS version, b.bucket AS bucket, b.waiting_count AS wc, "
+        "b.waiting_fen AS wf, b.completed_count AS cc, b.completed_fen AS cf "
+        "FROM rebate_queue q LEFT JOIN queue_bucket b ON b.queue_id = q.id "
+        f"WHERE q.id = {mark}",
+        [queue_id],
+    )
+    version = int(rows[0]["version"])
+    blocks = {
+        int(r["bucket"]): BucketSums(int(r["wc"]), int(r["wf"]), int(r["cc"]), int(r["cf"]))
+        for r in rows
+        if r["bucket"] is not None
+    }
+    try:
+        await _cache.load(queue_id, version, blocks)
+    except Exception:
+        await _drop_quietly(queue_id)
+    total = BucketSums(0, 0, 0, 0)
+    for block, sums in blocks.items():
+        if block < bucket:
+            total = total + sums
+    return total
+
+
 async def ahead_of(
     queue_id: int, number: int, reward_order: RewardOrder, conn: BaseDBAsyncClient | None = None
 ) -> tuple[int, int]:
     """(count, remaining) of the eligible waiting entries with a lower entry number (SPEC §12)."""
     completed_first = reward_order == RewardOrder.COMPLETED_FIRST
-    count_field, fen_field = (
-        ("completed_count", "completed_fen")
-        if completed_first
-        else ("waiting_count", "waiting_fen")
-    )
-    buckets = QueueBucket.filter(queue_id=queue_id, bucket__lt=bucket_of(number))
+    before = await _blocks_before(queue_id, bucket_of(number), conn)
     entries = QueueEntry.filter(
         queue_id=queue_id,
         status=EntryStatus.WAITING,
@@ -108,15 +191,16 @@ async def ahead_of(
     if completed_first:
         entries = entries.filter(order_completed=True)
     if conn is not None:
-        buckets, entries = buckets.using_db(conn), entries.using_db(conn)
-    before = (await buckets.annotate(n=Sum(count_field), fen=Sum(fen_field)).values("n", "fen"))[0]
+        entries = entries.using_db(conn)
     within = (
         await entries.annotate(
             n=Count("id"), entitled=Sum("entitlement_fen"), rewarded=Sum("rewarded_fen")
         ).values("n", "entitled", "rewarded")
     )[0]
-    count = int(before["n"] or 0) + int(within["n"] or 0)
-    fen = int(before["fen"] or 0) + int(within["entitled"] or 0) - int(within["rewarded"] or 0)
+    count = before.completed_count if completed_first else before.waiting_count
+    fen = before.completed_fen if completed_first else before.waiting_fen
+    count += int(within["n"] or 0)
+    fen += int(within["entitled"] or 0) - int(within["rewarded"] or 0)
     return count, fen
 
 

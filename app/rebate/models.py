@@ -38,6 +38,9 @@ class Queue(Model):
     rr_points_seats = fields.IntField(default=0)
     rr_seats_left = fields.IntField(default=0)
     rr_points_left = fields.IntField(default=0)
+    # Bumped by every transaction that changes the queue's block sums: a cached copy of them is
+    # used only while its version is the database's (app/rebate/figure_cache.py).
+    version = fields.BigIntField(default=0)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

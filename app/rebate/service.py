@@ -39,7 +39,7 @@ from app.notifications.outbox import Outbox
 from app.orders.models import Order, OrderLine
 from app.rebate import engine, rules
 from app.rebate.eligibility import LimitScope, SeatGroup, limit_scopes, random_return_for
-from app.rebate.figures import FigureDeltas
+from app.rebate.figures import FigureDeltas, publish
 from app.rebate.models import Contribution, Payout, Queue, QueueEntry
 from app.rebate.settings import RandomReturn, RebateRule, RebateSettings, load_rebate_settings
 
@@ -301,7 +301,9 @@ async def settle_orders(
             .order_by("id")
             .select_for_update()
         )
-        return await _settle_locked(locked, conn, now=now, rng=rng)
+        settled, figures = await _settle_locked(locked, conn, now=now, rng=rng)
+    await publish(figures)
+    return settled
 
 
 async def settle_due_orders(
@@ -321,7 +323,9 @@ async def settle_due_orders(
             .limit(limit)
             .select_for_update(skip_locked=True)
         )
-        return await _settle_locked(claimed, conn, now=now, rng=rng, settings=settings)
+        settled, figures = await _settle_locked(claimed, conn, now=now, rng=rng, settings=settings)
+    await publish(figures)
+    return settled
 
 
 async def _settle_locked(
@@ -331,15 +335,16 @@ async def _settle_locked(
     now: datetime,
     rng: random.Random | None,
     settings: RebateSettings | None = None,
-) -> list[int]:
+) -> tuple[list[int], FigureDeltas]:
+    """Settle the due ones of `locked`; returns them, and the figures to publish after commit."""
     settings = settings or await load_rebate_settings(conn)
     due = sorted(
         (order for order in locked if settlement_due(order, settings)),
         key=lambda o: (o.paid_at or o.created_at, o.id),
     )
-    if not due:
-        return []
     batch = Batch(conn, settings, now, rng or _system_random)
+    if not due:
+        return [], batch.figures
     if settings.enabled:
         planned = [(order, await _plan_order(order, batch)) for order in due]
         keys = [plan.queue_key for _, plans in planned for plan in plans]
@@ -358,7 +363,7 @@ async def _settle_locked(
     await (
         Order.filter(id__in=[o.id for o in due]).using_db(conn).update(settled=True, settled_at=now)
     )
-    return [order.id for order in due]
+    return [order.id for order in due], batch.figures
 
 
 async def _settle_one(order: Order, plans: list[LinePlan], batch: Batch) -> None:
