@@ -15,7 +15,7 @@ def test_no_model_docstring_has_a_semicolon():
     for module_name in MODEL_MODULES:
         module = importlib.import_module(module_name)
         for value in vars(module).values():
-            if isinstance(value, type) and issubclass(value, Model) and value is not Model:
-                if ";" in (value.__doc__ or ""):
-                    offenders.append(f"{module_name}.{value.__name__}")
+            is_model = isinstance(value, type) and issubclass(value, Model) and value is not Model
+            if is_model and ";" in (value.__doc__ or ""):
+                offenders.append(f"{module_name}.{value.__name__}")
     assert offenders == []
