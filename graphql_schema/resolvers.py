@@ -621,3 +621,113 @@ async def my_notifications(
         ],
         next_cursor=encode_cursor("notification", rows[-1].id) if more else None,
     )
+
+
+def application_type(application: Any) -> t.MerchantApplication:
+    return t.MerchantApplication(
+        id=_id(application.id),
+        status=application.status,
+        store_name=application.store_name,
+        applicant_id=_id(application.applicant_id),
+        referrer_id=opt_id(application.referrer_id),
+        reject_reason=application.reject_reason,
+        store_id=opt_id(application.store_id),
+        created_at=application.created_at,
+    )
+
+
+async def apply_merchant(ctx: Context, data: Any) -> t.MerchantApplication:
+    from app.merchants import service as merchants
+
+    user_id = ctx.require_user()
+    return application_type(await merchants.apply(user_id, input_to_patch(data), now=ctx.now()))
+
+
+async def my_merchant_applications(ctx: Context) -> list[t.MerchantApplication]:
+    from app.merchants import service as merchants
+
+    user_id = ctx.require_user()
+    return [application_type(a) for a in await merchants.list_for_user(user_id)]
+
+
+async def merchant_applications(
+    ctx: Context, status: Any, first: int | None, after: str | None
+) -> t.ApplicationPage:
+    from app.merchants import service as merchants
+
+    ctx.require_admin()
+    size = page_size(first)
+    rows = await merchants.list_all(
+        status=status, before_id=decode_cursor("application", after), limit=size + 1
+    )
+    more = len(rows) > size
+    rows = rows[:size]
+    return t.ApplicationPage(
+        items=[application_type(a) for a in rows],
+        next_cursor=encode_cursor("application", rows[-1].id) if more else None,
+    )
+
+
+async def review_merchant_application(
+    ctx: Context,
+    application_id: Any,
+    approve: bool,
+    commission_rate_bp: int | None,
+    reject_reason: str | None,
+) -> t.MerchantApplication:
+    from app.merchants import service as merchants
+
+    ctx.require_admin()
+    reviewed = await merchants.review(
+        application_id,
+        approve,
+        commission_rate_bp=commission_rate_bp,
+        reject_reason=reject_reason,
+        now=ctx.now(),
+    )
+    return application_type(reviewed)
+
+
+def withdrawal_type(withdrawal: Any) -> t.Withdrawal:
+    return t.Withdrawal(
+        id=_id(withdrawal.id),
+        user_id=_id(withdrawal.user_id),
+        amount_fen=withdrawal.amount_fen,
+        fee_fen=withdrawal.fee_fen,
+        status=withdrawal.status,
+        created_at=withdrawal.created_at,
+    )
+
+
+async def request_withdrawal(ctx: Context, amount_fen: int) -> t.Withdrawal:
+    from app.wallet import withdrawals
+
+    user_id = ctx.require_user()
+    return withdrawal_type(await withdrawals.request_withdrawal(user_id, amount_fen, now=ctx.now()))
+
+
+async def review_withdrawal(ctx: Context, withdrawal_id: Any, approve: bool) -> t.Withdrawal:
+    from app.wallet import withdrawals
+
+    ctx.require_admin()
+    reviewed = await withdrawals.review_withdrawal(
+        _parse_id(withdrawal_id, "id"), approve, gateway=ctx.services.wechat, now=ctx.now()
+    )
+    return withdrawal_type(reviewed)
+
+
+async def withdrawal_page(
+    ctx: Context, *, user_id: int | None, status: Any, first: int | None, after: str | None
+) -> t.WithdrawalPage:
+    from app.wallet import withdrawals
+
+    size = page_size(first)
+    rows = await withdrawals.list_withdrawals(
+        user_id=user_id, status=status, before_id=decode_cursor("withdrawal", after), limit=size + 1
+    )
+    more = len(rows) > size
+    rows = rows[:size]
+    return t.WithdrawalPage(
+        items=[withdrawal_type(w) for w in rows],
+        next_cursor=encode_cursor("withdrawal", rows[-1].id) if more else None,
+    )

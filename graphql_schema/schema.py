@@ -106,8 +106,7 @@ class Query:
 
     @strawberry.field
     async def my_merchant_applications(self, info: Info) -> list[t.MerchantApplication]:
-        info.context.require_user()
-        raise _later("merchant applications")
+        return await r.my_merchant_applications(info.context)
 
     @strawberry.field
     async def my_stores(self, info: Info) -> list[t.Store]:
@@ -117,8 +116,10 @@ class Query:
     async def my_withdrawals(
         self, info: Info, first: int | None = 20, after: str | None = None
     ) -> t.WithdrawalPage:
-        info.context.require_user()
-        raise _later("withdrawals")
+        user_id = info.context.require_user()
+        return await r.withdrawal_page(
+            info.context, user_id=user_id, status=None, first=first, after=after
+        )
 
     @strawberry.field
     async def rebate_settings(self, info: Info) -> t.RebateSettings:
@@ -145,8 +146,7 @@ class Query:
         first: int | None = 20,
         after: str | None = None,
     ) -> t.ApplicationPage:
-        info.context.require_admin()
-        raise _later("merchant applications")
+        return await r.merchant_applications(info.context, status, first, after)
 
     @strawberry.field
     async def withdrawals(
@@ -157,7 +157,9 @@ class Query:
         after: str | None = None,
     ) -> t.WithdrawalPage:
         info.context.require_admin()
-        raise _later("withdrawals")
+        return await r.withdrawal_page(
+            info.context, user_id=None, status=status, first=first, after=after
+        )
 
     @strawberry.field(description="[admin] The subscribe-message template of each event.")
     async def notification_templates(self, info: Info) -> list[t.NotificationTemplate]:
@@ -211,8 +213,7 @@ class Mutation:
 
     @strawberry.mutation
     async def request_withdrawal(self, info: Info, amount_fen: int) -> t.Withdrawal:
-        info.context.require_user()
-        raise _later("withdrawals")
+        return await r.request_withdrawal(info.context, amount_fen)
 
     @strawberry.mutation
     async def transfer_points(self, info: Info, to_user_id: strawberry.ID, points: int) -> t.Wallet:
@@ -222,8 +223,7 @@ class Mutation:
     async def apply_merchant(
         self, info: Info, input: MerchantApplicationInput
     ) -> t.MerchantApplication:
-        info.context.require_user()
-        raise _later("merchant applications")
+        return await r.apply_merchant(info.context, input)
 
     @strawberry.mutation
     async def referral_qr_code(self, info: Info) -> t.QrCode:
@@ -300,8 +300,9 @@ class Mutation:
         commission_rate_bp: int | None = None,
         reject_reason: str | None = None,
     ) -> t.MerchantApplication:
-        info.context.require_admin()
-        raise _later("merchant review")
+        return await r.review_merchant_application(
+            info.context, id, approve, commission_rate_bp, reject_reason
+        )
 
     @strawberry.mutation
     async def complete_order(self, info: Info, order_id: strawberry.ID) -> t.Order:
@@ -319,8 +320,7 @@ class Mutation:
 
     @strawberry.mutation
     async def review_withdrawal(self, info: Info, id: strawberry.ID, approve: bool) -> t.Withdrawal:
-        info.context.require_admin()
-        raise _later("withdrawals")
+        return await r.review_withdrawal(info.context, id, approve)
 
 
 def build_schema() -> strawberry.Schema:

@@ -270,7 +270,8 @@ async def list_withdrawals(
     limit: int,
 ) -> list[Withdrawal]:
     """Withdrawals newest first, of one user and/or one status, with ids below `before_id`."""
-    if not _is_whole_number(limit) or not 0 < limit <= MAX_PAGE:
+    # One more than a page is allowed: the API asks for it to know whether another page follows.
+    if not _is_whole_number(limit) or not 0 < limit <= MAX_PAGE + 1:
         raise BadInput(f"first must be between 1 and {MAX_PAGE}", field="first")
     query = Withdrawal.all()
     if user_id is not None:
