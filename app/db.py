@@ -17,6 +17,7 @@ MODEL_MODULES = [
     "app.notifications.models",
     "app.wallet.models",
     "app.merchants.models",
+    "app.distribution.models",
 ]
 
 

@@ -6,9 +6,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from app.config import get_settings
+from app.distribution.service import pay_daily_dividend, release_due
 from app.notifications.sender import send_due
 from app.rebate.service import settle_order
 from app.wechat.client import WeChatGateway
@@ -26,6 +29,15 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def zone() -> ZoneInfo:
+    return get_settings().timezone
+
+
+def yesterday(now: datetime) -> date:
+    """The operator's previous calendar day: the day whose turnover the dividend shares."""
+    return now.astimezone(zone()).date() - timedelta(days=1)
+
+
 async def run_periodic_jobs(gateway: WeChatGateway, now: datetime) -> None:
     """Everything that runs on a timer; each part on its own, so one failure stops no other."""
     for name, job in (
@@ -33,6 +45,8 @@ async def run_periodic_jobs(gateway: WeChatGateway, now: datetime) -> None:
         ("unpaid orders", lambda: reconcile_unpaid(gateway, now)),
         ("settlement sweep", lambda: settle_backlog(now)),
         ("scheduled resets", lambda: apply_due_resets(now)),
+        ("commissions", lambda: release_due(now)),
+        ("dividend", lambda: pay_daily_dividend(yesterday(now), now=now, tz=zone())),
         ("notifications", lambda: send_due(gateway, now)),
     ):
         try:

@@ -328,6 +328,7 @@ async def complete_order(
     `store_owner_id` completes an order of one's own store.
     """
     from app.catalog.models import Store
+    from app.distribution.service import order_completed as commissions_order_completed
     from app.rebate.service import mark_entries_completed
 
     now = now or datetime.now(UTC)
@@ -356,6 +357,7 @@ async def complete_order(
         order.completed_at = now
         await order.save(update_fields=["status", "completed_at"], using_db=conn)
         await mark_entries_completed(order.id, conn)
+        await commissions_order_completed(order.id, conn, now=now)
     return order
 
 

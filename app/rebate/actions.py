@@ -11,6 +11,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
+from app.distribution.service import cancel_for_order
 from app.enums import EntryStatus, ExchangeTarget, LotteryMode, OrderStatus, RatioSource
 from app.errors import Conflict, NotFound
 from app.ledger.service import (
@@ -282,6 +283,8 @@ async def refund_order(order_id: int, *, reason: str | None, now: datetime) -> O
             ]
         if postings:
             await post(f"refund:{order.id}", "refund", postings, conn)
+        # Commissions not yet available go back (SPEC §11, §14); available ones were earned.
+        await cancel_for_order(order.id, conn, now=now)
         order.status = OrderStatus.REFUNDED
         order.refunded_at = now
         order.refund_reason = reason

@@ -16,6 +16,7 @@ from tortoise.transactions import in_transaction
 from app.catalog.models import Product, Store
 from app.catalog.service import product_rule, store_cashier_rule, store_goods_rule
 from app.config import get_settings
+from app.distribution.service import credit_line_commissions
 from app.enums import (
     DeductionMode,
     EntryStatus,
@@ -360,6 +361,11 @@ async def _settle_locked(
         for order, plans in planned:
             await _settle_one(order, plans, batch)
         await _write_back(batch)
+    # Commissions are credited at the settlement event, whether or not the rebate plugin is on.
+    for order in due:
+        lines = await OrderLine.filter(order_id=order.id).using_db(conn).order_by("line_no")
+        await credit_line_commissions(order, lines, conn, now=now, outbox=batch.outbox)
+    await batch.outbox.flush(conn)
     await (
         Order.filter(id__in=[o.id for o in due]).using_db(conn).update(settled=True, settled_at=now)
     )

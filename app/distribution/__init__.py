@@ -1,0 +1,1 @@
+"""Distribution rewards: referral commissions, level difference, shareholder dividend (SPEC §14)."""
