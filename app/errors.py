@@ -32,12 +32,6 @@ class Forbidden(DomainError):
     code = "FORBIDDEN"
 
 
-class NotImplementedYet(DomainError):
-    """A contract field whose feature has not landed: a clear error, never a made-up value."""
-
-    code = "NOT_IMPLEMENTED"
-
-
 class UpstreamError(DomainError):
     """WeChat (or another service we call) refused or failed."""
 

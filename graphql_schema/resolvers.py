@@ -731,3 +731,85 @@ async def withdrawal_page(
         items=[withdrawal_type(w) for w in rows],
         next_cursor=encode_cursor("withdrawal", rows[-1].id) if more else None,
     )
+
+
+def _team_level_type(level: TeamLevel) -> t.TeamLevel:
+    return t.TeamLevel(
+        id=_id(level.id), name=level.name, rate_bp=level.rate_bp, shareholder=level.shareholder
+    )
+
+
+def _distribution_type(settings: Any, levels: list[TeamLevel]) -> t.DistributionSettings:
+    return t.DistributionSettings(
+        direct_rate_bp=settings.direct_rate_bp,
+        indirect_rate_bp=settings.indirect_rate_bp,
+        dividend_rate_bp=settings.dividend_rate_bp,
+        merchant_referral_rate_bp=settings.merchant_referral_rate_bp,
+        commission_freeze_days=settings.commission_freeze_days,
+        max_commission_depth=settings.max_commission_depth,
+        withdrawal_min_fen=settings.withdrawal_min_fen,
+        withdrawal_fee_bp=settings.withdrawal_fee_bp,
+        team_levels=[_team_level_type(level) for level in levels],
+    )
+
+
+async def distribution_settings(ctx: Context) -> t.DistributionSettings:
+    from app.distribution.settings import list_team_levels, load_distribution_settings
+
+    ctx.require_admin()
+    return _distribution_type(await load_distribution_settings(), await list_team_levels())
+
+
+async def update_distribution_settings(ctx: Context, data: Any) -> t.DistributionSettings:
+    from app.distribution.settings import list_team_levels
+    from app.distribution.settings import update_distribution_settings as update
+
+    ctx.require_admin()
+    patch = input_to_patch(data)
+    levels = patch.pop("team_levels", None)
+    settings, _ = await update(patch, levels)
+    return _distribution_type(settings, await list_team_levels())
+
+
+async def my_team(ctx: Context, first: int | None, after: str | None) -> t.UserPage:
+    from app.distribution.service import team_of
+
+    user_id = ctx.require_user()
+    size = page_size(first)
+    rows = await team_of(user_id, before_id=decode_cursor("user", after), limit=size + 1)
+    more = len(rows) > size
+    rows = rows[:size]
+    return t.UserPage(
+        items=[await user_type(u) for u in rows],
+        next_cursor=encode_cursor("user", rows[-1].id) if more else None,
+    )
+
+
+async def my_commissions(
+    ctx: Context, status: Any, first: int | None, after: str | None
+) -> t.CommissionPage:
+    from app.distribution.service import commissions_of
+
+    user_id = ctx.require_user()
+    size = page_size(first)
+    rows = await commissions_of(
+        user_id, status=status, before_id=decode_cursor("commission", after), limit=size + 1
+    )
+    more = len(rows) > size
+    rows = rows[:size]
+    return t.CommissionPage(
+        items=[
+            t.Commission(
+                id=_id(c.id),
+                kind=c.kind,
+                status=c.status,
+                amount_fen=c.amount_fen,
+                from_user_id=opt_id(c.from_user_id),
+                order_id=opt_id(c.order_id),
+                store_id=opt_id(c.store_id),
+                created_at=c.created_at,
+            )
+            for c in rows
+        ],
+        next_cursor=encode_cursor("commission", rows[-1].id) if more else None,
+    )

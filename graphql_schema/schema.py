@@ -5,7 +5,6 @@ from __future__ import annotations
 import strawberry
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 
-from app.errors import NotImplementedYet
 from graphql_schema import resolvers as r
 from graphql_schema import types as t
 from graphql_schema.enums import (
@@ -32,10 +31,6 @@ Info = strawberry.Info
 MAX_DEPTH = 10
 MAX_ALIASES = 30
 MAX_TOKENS = 2000
-
-
-def _later(feature: str) -> NotImplementedYet:
-    return NotImplementedYet(f"{feature} is not available yet")
 
 
 @strawberry.type
@@ -94,15 +89,13 @@ class Query:
         first: int | None = 20,
         after: str | None = None,
     ) -> t.CommissionPage:
-        info.context.require_user()
-        raise _later("commissions")
+        return await r.my_commissions(info.context, status, first, after)
 
     @strawberry.field
     async def my_team(
         self, info: Info, first: int | None = 20, after: str | None = None
     ) -> t.UserPage:
-        info.context.require_user()
-        raise _later("the team view")
+        return await r.my_team(info.context, first, after)
 
     @strawberry.field
     async def my_merchant_applications(self, info: Info) -> list[t.MerchantApplication]:
@@ -127,8 +120,7 @@ class Query:
 
     @strawberry.field
     async def distribution_settings(self, info: Info) -> t.DistributionSettings:
-        info.context.require_admin()
-        raise _later("distribution settings")
+        return await r.distribution_settings(info.context)
 
     @strawberry.field
     async def member_levels(self, info: Info) -> list[t.MemberLevel]:
@@ -253,8 +245,7 @@ class Mutation:
     async def update_distribution_settings(
         self, info: Info, input: DistributionSettingsInput
     ) -> t.DistributionSettings:
-        info.context.require_admin()
-        raise _later("distribution settings")
+        return await r.update_distribution_settings(info.context, input)
 
     @strawberry.mutation
     async def upsert_member_level(self, info: Info, input: MemberLevelInput) -> t.MemberLevel:

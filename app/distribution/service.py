@@ -303,7 +303,8 @@ async def pay_daily_dividend(day: date, *, now: datetime, tz: tzinfo) -> int:
 
 
 def _page_size(limit: int) -> int:
-    return max(1, min(limit, MAX_PAGE))
+    # One more than a page: the API asks for it to know whether another page follows.
+    return max(1, min(limit, MAX_PAGE + 1))
 
 
 async def team_of(user_id: int, *, before_id: int | None = None, limit: int = 20) -> list[User]:

@@ -79,12 +79,6 @@ async def test_a_consumer_sees_only_their_own_orders_and_entries(anonymous, admi
     assert (await owner.error(query, id="abc")).code == "BAD_USER_INPUT"
 
 
-async def test_not_yet_built_fields_say_so(anonymous):
-    consumer = await anonymous.login("x")
-    error = await consumer.error("{ myCommissions { items { id } } }")
-    assert error.code == "NOT_IMPLEMENTED"
-
-
 async def test_oversized_queries_are_refused(anonymous):
     consumer = await anonymous.login("x")
     nested = "{ myEntries { items { process { items { amountFen } } } } }"
