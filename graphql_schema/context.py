@@ -68,6 +68,16 @@ class Context:
         if not self.is_admin and self.user_id is None:
             raise Unauthenticated("log in first")
 
+    async def store_turnover(self, store: Any) -> Any:
+        from graphql_schema.resolvers import store_turnover
+
+        return await store_turnover(self, store)
+
+    async def store_orders(self, store: Any, first: int | None, after: str | None) -> Any:
+        from graphql_schema.resolvers import store_orders
+
+        return await store_orders(self, store, first, after)
+
     async def entry_process(self, entry: Any, first: int, after: str | None) -> Any:
         from graphql_schema.resolvers import entry_process
 

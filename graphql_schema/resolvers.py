@@ -359,6 +359,40 @@ def store_type(store: Store) -> t.Store:
         goods_rebate=rule_type(catalog.store_goods_rule(store)),
         cashier_rebate=rule_type(catalog.store_cashier_rule(store)),
         cashier_qr_scene=store.cashier_qr_scene,
+        store_pk=store.id,
+        owner_pk=store.owner_id,
+    )
+
+
+def _sees_store(ctx: Context, store: t.Store) -> bool:
+    return ctx.is_admin or (ctx.user_id is not None and ctx.user_id == store.owner_pk)
+
+
+async def store_turnover(ctx: Context, store: t.Store) -> t.StoreTurnover | None:
+    from app.merchants.service import store_turnover as turnover_of
+
+    if not _sees_store(ctx, store):
+        return None
+    figures = await turnover_of(store.store_pk)
+    return t.StoreTurnover(order_count=figures["order_count"], paid_fen=figures["paid_fen"])
+
+
+async def store_orders(
+    ctx: Context, store: t.Store, first: int | None, after: str | None
+) -> t.OrderPage | None:
+    if not _sees_store(ctx, store):
+        return None
+    size = page_size(first)
+    query = Order.filter(store_id=store.store_pk)
+    before = decode_cursor("order", after)
+    if before is not None:
+        query = query.filter(id__lt=before)
+    rows = await query.order_by("-id").limit(size + 1)
+    more = len(rows) > size
+    rows = rows[:size]
+    return t.OrderPage(
+        items=[await order_type(ctx, o) for o in rows],
+        next_cursor=encode_cursor("order", rows[-1].id) if more else None,
     )
 
 

@@ -184,6 +184,12 @@ class Product:
 
 
 @strawberry.type
+class StoreTurnover:
+    order_count: int
+    paid_fen: int
+
+
+@strawberry.type
 class Store:
     id: strawberry.ID
     name: str
@@ -193,6 +199,18 @@ class Store:
     goods_rebate: RebateRule
     cashier_rebate: RebateRule
     cashier_qr_scene: str
+    store_pk: strawberry.Private[int]
+    owner_pk: strawberry.Private[int | None]
+
+    @strawberry.field(description="Paid and completed orders and their cash: owner and operator.")
+    async def turnover(self, info: strawberry.Info) -> StoreTurnover | None:
+        return await info.context.store_turnover(self)
+
+    @strawberry.field(description="The store's orders, newest first: owner and operator.")
+    async def orders(
+        self, info: strawberry.Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None
+    ) -> "OrderPage | None":  # defined below
+        return await info.context.store_orders(self, first, after)
 
 
 # Field names follow WeChat Pay's JSAPI parameters, which the mini-program passes on unchanged.

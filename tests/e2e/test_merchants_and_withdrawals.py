@@ -107,3 +107,28 @@ async def test_payouts_are_withdrawn_to_wechat_change(server, anonymous, admin):
     assert (await a(wallet))["wallet"]["balanceFen"] == 1840
     pending = (await admin("{ withdrawals(status: PAID) { items { amountFen } } }"))["withdrawals"]
     assert pending["items"] == [{"amountFen": 20000}]
+
+
+async def test_the_owner_sees_the_stores_orders_and_turnover(anonymous, admin):
+    from tests.support.client import pay_and_settle
+
+    merchant = await anonymous.login("shop")
+    applied = (await merchant(APPLY, input=APPLICATION))["applyMerchant"]
+    store_id = (await admin(REVIEW, id=applied["id"], approve=True, rate=300))[
+        "reviewMerchantApplication"
+    ]["storeId"]
+    customer = await anonymous.login("guest")
+    cashier = (
+        await customer(
+            "mutation($s: ID!) { createCashierOrder(input: {storeId: $s, amountFen: 2500}) "
+            "{ id outTradeNo status payableFen settled lines { id productId quantity amountFen "
+            "paidFen queueKey } payParams { package } } }",
+            s=store_id,
+        )
+    )["createCashierOrder"]
+    paid = await pay_and_settle(customer, cashier)
+    assert paid["status"] == "COMPLETED"  # a cashier payment is complete when paid
+    query = "{ myStores { turnover { orderCount paidFen } orders { items { id totalFen } } } }"
+    [store] = (await merchant(query))["myStores"]
+    assert store["turnover"] == {"orderCount": 1, "paidFen": 2500}
+    assert store["orders"]["items"] == [{"id": cashier["id"], "totalFen": 2500}]
