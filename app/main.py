@@ -31,7 +31,7 @@ from app.wechat.pay_notify import (
     reply_xml,
 )
 from graphql_schema.context import Context
-from graphql_schema.schema import schema
+from graphql_schema.schema import build_schema, schema
 from workers.runtime import ArqJobs, InProcessJobs
 
 log = logging.getLogger("rebate")
@@ -52,7 +52,7 @@ class Services:
 class RebateGraphQL(GraphQL):
     def __init__(self, settings: Settings, services: Services) -> None:
         super().__init__(
-            schema,
+            build_schema(introspection=False) if settings.is_production else schema,
             graphql_ide="graphiql" if not settings.is_production else None,
             allow_queries_via_get=True,
         )
