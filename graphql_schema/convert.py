@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+from collections.abc import Callable
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 import strawberry
 
@@ -14,6 +15,7 @@ from app.rebate import settings as domain
 from graphql_schema import types as t
 
 MAX_PAGE = 100
+Row = TypeVar("Row")
 
 
 def input_to_patch(value: Any) -> Any:
@@ -40,6 +42,16 @@ def page_size(first: int | None) -> int:
     if not 1 <= size <= MAX_PAGE:
         raise BadInput(f"first must be between 1 and {MAX_PAGE}", field="first")
     return size
+
+
+def page_of(
+    rows: list[Row], size: int, kind: str, key: Callable[[Row], int] = lambda row: row.id
+) -> tuple[list[Row], str | None]:
+    """One page of `size` from `size + 1` rows read, and the cursor of the next page if any."""
+    if len(rows) > size:
+        rows = rows[:size]
+        return rows, encode_cursor(kind, key(rows[-1]))
+    return rows, None
 
 
 def encode_cursor(kind: str, key: int) -> str:

@@ -12,6 +12,7 @@ from app.catalog import service as catalog
 from app.catalog.models import Product, Store
 from app.enums import EntryStatus, ExchangeTarget, OrderStatus
 from app.errors import BadInput, Conflict, Forbidden, NotFound, UpstreamError
+from app.ids import parse_id
 from app.members import qrcodes
 from app.members import service as members
 from app.members.models import MemberLevel, TeamLevel, User
@@ -26,9 +27,9 @@ from graphql_schema import types as t
 from graphql_schema.context import Context
 from graphql_schema.convert import (
     decode_cursor,
-    encode_cursor,
     input_to_patch,
     opt_id,
+    page_of,
     page_size,
     rule_type,
     settings_type,
@@ -43,16 +44,6 @@ def _id(value: int) -> strawberry.ID:
 
 def _given(value: Any) -> Any:
     return None if value is strawberry.UNSET else value
-
-
-def _parse_id(value: Any, name: str) -> int:
-    try:
-        parsed = int(value)
-    except (TypeError, ValueError):
-        raise BadInput(f"{name} is not a valid id", field=name) from None
-    if parsed <= 0:
-        raise BadInput(f"{name} is not a valid id", field=name)
-    return parsed
 
 
 async def user_type(user: User) -> t.User:
@@ -178,11 +169,10 @@ async def products(
         after_id=decode_cursor("product", after),
         limit=size + 1,
     )
-    more = len(rows) > size
-    rows = rows[:size]
+    rows, cursor = page_of(rows, size, "product")
     return t.ProductPage(
         items=[product_type(p) for p in rows],
-        next_cursor=encode_cursor("product", rows[-1].id) if more else None,
+        next_cursor=cursor,
     )
 
 
@@ -203,17 +193,16 @@ async def my_orders(ctx: Context, first: int | None, after: str | None) -> t.Ord
     if before is not None:
         query = query.filter(id__lt=before)
     rows = await query.order_by("-id").limit(size + 1)
-    more = len(rows) > size
-    rows = rows[:size]
+    rows, cursor = page_of(rows, size, "order")
     return t.OrderPage(
         items=[await order_type(ctx, o) for o in rows],
-        next_cursor=encode_cursor("order", rows[-1].id) if more else None,
+        next_cursor=cursor,
     )
 
 
 async def entry(ctx: Context, entry_id: Any) -> t.QueueEntry:
     ctx.require_any()
-    found = await progress.get_entry(_parse_id(entry_id, "id"))
+    found = await progress.get_entry(parse_id(entry_id, "id"))
     if not ctx.is_admin and found.user_id != ctx.user_id:
         raise NotFound(f"entry {entry_id} not found")
     settings = await load_rebate_settings()
@@ -228,13 +217,12 @@ async def my_entries(
     rows = await progress.list_entries(
         user_id, status=status, before_id=decode_cursor("entry", after), limit=size + 1
     )
-    more = len(rows) > size
-    rows = rows[:size]
+    rows, cursor = page_of(rows, size, "entry")
     settings = await load_rebate_settings()
     now = ctx.now()
     return t.EntryPage(
         items=[entry_type(await progress.entry_view(e, settings, now=now)) for e in rows],
-        next_cursor=encode_cursor("entry", rows[-1].id) if more else None,
+        next_cursor=cursor,
     )
 
 
@@ -246,8 +234,7 @@ async def entry_process(
     views = await progress.entry_payouts(
         entry.entry_pk, settings, after_id=decode_cursor("payout", after), limit=size + 1
     )
-    more = len(views) > size
-    views = views[:size]
+    views, cursor = page_of(views, size, "payout", key=lambda row: row.payout_id)
     return t.PayoutPage(
         items=[
             t.Payout(
@@ -259,7 +246,7 @@ async def entry_process(
             )
             for v in views
         ],
-        next_cursor=encode_cursor("payout", views[-1].payout_id) if more else None,
+        next_cursor=cursor,
     )
 
 
@@ -388,11 +375,10 @@ async def store_orders(
     if before is not None:
         query = query.filter(id__lt=before)
     rows = await query.order_by("-id").limit(size + 1)
-    more = len(rows) > size
-    rows = rows[:size]
+    rows, cursor = page_of(rows, size, "order")
     return t.OrderPage(
         items=[await order_type(ctx, o) for o in rows],
-        next_cursor=encode_cursor("order", rows[-1].id) if more else None,
+        next_cursor=cursor,
     )
 
 
@@ -442,7 +428,7 @@ async def confirm_receipt(ctx: Context, order_id: Any) -> t.Order:
 async def draw_lottery(ctx: Context, entry_id: Any) -> t.QueueEntry:
     user_id = ctx.require_user()
     drawn = await actions.draw_lottery(
-        _parse_id(entry_id, "entryId"), user_id=user_id, now=ctx.now(), rng=ctx.services.rng
+        parse_id(entry_id, "entryId"), user_id=user_id, now=ctx.now(), rng=ctx.services.rng
     )
     return await _entry_answer(ctx, drawn)
 
@@ -450,7 +436,7 @@ async def draw_lottery(ctx: Context, entry_id: Any) -> t.QueueEntry:
 async def exchange_entry(ctx: Context, entry_id: Any, target: ExchangeTarget) -> t.QueueEntry:
     user_id = ctx.require_user()
     exchanged = await actions.exchange_entry(
-        _parse_id(entry_id, "entryId"), ExchangeTarget(target), user_id=user_id, now=ctx.now()
+        parse_id(entry_id, "entryId"), ExchangeTarget(target), user_id=user_id, now=ctx.now()
     )
     return await _entry_answer(ctx, exchanged)
 
@@ -494,7 +480,7 @@ async def refund_order(ctx: Context, order_id: Any, reason: str | None) -> t.Ord
     ctx.require_admin()
     if reason is not None and len(reason) > 256:
         raise BadInput("reason is at most 256 characters", field="reason")
-    order_pk = _parse_id(order_id, "orderId")
+    order_pk = parse_id(order_id, "orderId")
     found = await orders.get_order(order_pk)
     if found.status not in (OrderStatus.PAID, OrderStatus.COMPLETED):
         raise Conflict(f"order {found.id} is {found.status.value}; only a paid order is refunded")
@@ -639,8 +625,7 @@ async def my_notifications(
     if before is not None:
         query = query.filter(id__lt=before)
     rows = await query.order_by("-id").limit(size + 1)
-    more = len(rows) > size
-    rows = rows[:size]
+    rows, cursor = page_of(rows, size, "notification")
     return t.NotificationPage(
         items=[
             t.Notification(
@@ -653,7 +638,7 @@ async def my_notifications(
             )
             for n in rows
         ],
-        next_cursor=encode_cursor("notification", rows[-1].id) if more else None,
+        next_cursor=cursor,
     )
 
 
@@ -694,11 +679,10 @@ async def merchant_applications(
     rows = await merchants.list_all(
         status=status, before_id=decode_cursor("application", after), limit=size + 1
     )
-    more = len(rows) > size
-    rows = rows[:size]
+    rows, cursor = page_of(rows, size, "application")
     return t.ApplicationPage(
         items=[application_type(a) for a in rows],
-        next_cursor=encode_cursor("application", rows[-1].id) if more else None,
+        next_cursor=cursor,
     )
 
 
@@ -745,7 +729,7 @@ async def review_withdrawal(ctx: Context, withdrawal_id: Any, approve: bool) -> 
 
     ctx.require_admin()
     reviewed = await withdrawals.review_withdrawal(
-        _parse_id(withdrawal_id, "id"), approve, gateway=ctx.services.wechat, now=ctx.now()
+        parse_id(withdrawal_id, "id"), approve, gateway=ctx.services.wechat, now=ctx.now()
     )
     return withdrawal_type(reviewed)
 
@@ -759,11 +743,10 @@ async def withdrawal_page(
     rows = await withdrawals.list_withdrawals(
         user_id=user_id, status=status, before_id=decode_cursor("withdrawal", after), limit=size + 1
     )
-    more = len(rows) > size
-    rows = rows[:size]
+    rows, cursor = page_of(rows, size, "withdrawal")
     return t.WithdrawalPage(
         items=[withdrawal_type(w) for w in rows],
-        next_cursor=encode_cursor("withdrawal", rows[-1].id) if more else None,
+        next_cursor=cursor,
     )
 
 
@@ -811,11 +794,10 @@ async def my_team(ctx: Context, first: int | None, after: str | None) -> t.UserP
     user_id = ctx.require_user()
     size = page_size(first)
     rows = await team_of(user_id, before_id=decode_cursor("user", after), limit=size + 1)
-    more = len(rows) > size
-    rows = rows[:size]
+    rows, cursor = page_of(rows, size, "user")
     return t.UserPage(
         items=[await user_type(u) for u in rows],
-        next_cursor=encode_cursor("user", rows[-1].id) if more else None,
+        next_cursor=cursor,
     )
 
 
@@ -829,8 +811,7 @@ async def my_commissions(
     rows = await commissions_of(
         user_id, status=status, before_id=decode_cursor("commission", after), limit=size + 1
     )
-    more = len(rows) > size
-    rows = rows[:size]
+    rows, cursor = page_of(rows, size, "commission")
     return t.CommissionPage(
         items=[
             t.Commission(
@@ -845,5 +826,5 @@ async def my_commissions(
             )
             for c in rows
         ],
-        next_cursor=encode_cursor("commission", rows[-1].id) if more else None,
+        next_cursor=cursor,
     )

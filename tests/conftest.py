@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from app.ledger.audit import audit
 from tests.support.client import Api
 from tests.support.server import LiveServer
+
+# CI replays the same examples every run, so that its verdict is about the change, not the dice;
+# local runs keep exploring new ones.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from tortoise.transactions import in_transaction
 from app.catalog.models import Product, Store
 from app.enums import ProductSource
 from app.errors import BadInput, NotFound
+from app.ids import parse_id
 from app.money import BP_SCALE
 from app.rebate.settings import RebateRule, load_rebate_settings, merge_patch, validated
 
@@ -37,16 +38,6 @@ def _check_money(name: str, value: Any, *, allow_zero: bool) -> None:
         raise BadInput(f"{name} is out of range", field=name)
 
 
-def _parse_id(value: Any, name: str) -> int:
-    try:
-        parsed = int(value)
-    except (TypeError, ValueError):
-        raise BadInput(f"{name} is not a valid id", field=name) from None
-    if parsed <= 0:
-        raise BadInput(f"{name} is not a valid id", field=name)
-    return parsed
-
-
 async def upsert_product(data: dict[str, Any]) -> Product:
     """Create (no id) or update a product; omitted fields keep their value."""
     async with in_transaction() as conn:
@@ -59,7 +50,7 @@ async def upsert_product(data: dict[str, Any]) -> Product:
                 raise BadInput("priceFen is required for a new product", field="priceFen")
         else:
             product = (
-                await Product.filter(id=_parse_id(product_id, "id"))
+                await Product.filter(id=parse_id(product_id, "id"))
                 .using_db(conn)
                 .select_for_update()
                 .first()
@@ -77,7 +68,7 @@ async def upsert_product(data: dict[str, Any]) -> Product:
             raise BadInput("name must be 1 to 128 characters", field="name")
         store_id = data.get("store_id", product.store_id if product else None)
         if store_id is not None:
-            store_id = _parse_id(store_id, "storeId")
+            store_id = parse_id(store_id, "storeId")
             if not await Store.filter(id=store_id).using_db(conn).exists():
                 raise NotFound(f"store {store_id} not found")
         source = data.get("source") or (product.source if product else None)
@@ -126,7 +117,7 @@ async def create_store(
 
 
 async def get_product(product_id: Any) -> Product:
-    product = await Product.filter(id=_parse_id(product_id, "id")).first()
+    product = await Product.filter(id=parse_id(product_id, "id")).first()
     if product is None:
         raise NotFound(f"product {product_id} not found")
     return product
@@ -137,7 +128,7 @@ async def list_products(
 ) -> list[Product]:
     query = Product.all()
     query = (
-        query.filter(store_id=_parse_id(store_id, "storeId"))
+        query.filter(store_id=parse_id(store_id, "storeId"))
         if store_id is not None
         else query.filter(store_id__isnull=True)
     )
@@ -157,7 +148,7 @@ async def upsert_store(data: dict[str, Any]) -> Store:
         store = None
         if store_id is not None:
             store = (
-                await Store.filter(id=_parse_id(store_id, "id"))
+                await Store.filter(id=parse_id(store_id, "id"))
                 .using_db(conn)
                 .select_for_update()
                 .first()
@@ -170,7 +161,7 @@ async def upsert_store(data: dict[str, Any]) -> Store:
             raise BadInput("name must be 1 to 128 characters", field="name")
         owner_id = data.get("owner_id", store.owner_id if store else None)
         if owner_id is not None:
-            owner_id = _parse_id(owner_id, "ownerId")
+            owner_id = parse_id(owner_id, "ownerId")
             if not await User.filter(id=owner_id).using_db(conn).exists():
                 raise NotFound(f"user {owner_id} not found", field="ownerId")
         rate = data.get("commission_rate_bp", store.commission_rate_bp if store else 0)
@@ -202,7 +193,7 @@ async def upsert_store(data: dict[str, Any]) -> Store:
 
 
 async def get_store(store_id: Any) -> Store:
-    store = await Store.filter(id=_parse_id(store_id, "id")).first()
+    store = await Store.filter(id=parse_id(store_id, "id")).first()
     if store is None:
         raise NotFound(f"store {store_id} not found")
     return store

@@ -9,6 +9,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from app.errors import BadInput, NotFound
+from app.ids import parse_id
 from app.members.models import MemberLevel, TeamLevel, User, WechatSession
 
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: people type these
@@ -86,16 +87,6 @@ async def get_user(user_id: int) -> User:
     return user
 
 
-def _parse_id(value: Any, name: str) -> int:
-    try:
-        parsed = int(value)
-    except (TypeError, ValueError):
-        raise BadInput(f"{name} is not a valid id", field=name) from None
-    if parsed <= 0:
-        raise BadInput(f"{name} is not a valid id", field=name)
-    return parsed
-
-
 async def upsert_member_level(data: dict[str, Any]) -> MemberLevel:
     name = data.get("name")
     if not isinstance(name, str) or not 0 < len(name.strip()) <= 64:
@@ -105,7 +96,7 @@ async def upsert_member_level(data: dict[str, Any]) -> MemberLevel:
         raise BadInput("rank must be between 0 and 1000", field="rank")
     if data.get("id") is None:
         return await MemberLevel.create(name=name.strip(), rank=rank)
-    level = await MemberLevel.filter(id=_parse_id(data["id"], "id")).first()
+    level = await MemberLevel.filter(id=parse_id(data["id"], "id")).first()
     if level is None:
         raise NotFound(f"member level {data['id']} not found")
     level.name, level.rank = name.strip(), rank
@@ -115,7 +106,7 @@ async def upsert_member_level(data: dict[str, Any]) -> MemberLevel:
 
 async def set_user_levels(user_id: Any, changes: dict[str, Any]) -> User:
     """Set or clear (explicit None) a user's member and team level; omitted keys stay."""
-    user = await User.filter(id=_parse_id(user_id, "userId")).first()
+    user = await User.filter(id=parse_id(user_id, "userId")).first()
     if user is None:
         raise NotFound(f"user {user_id} not found")
     for key, model, name in (
@@ -126,7 +117,7 @@ async def set_user_levels(user_id: Any, changes: dict[str, Any]) -> User:
             continue
         value = changes[key]
         if value is not None:
-            value = _parse_id(value, name)
+            value = parse_id(value, name)
             if not await model.filter(id=value).exists():
                 raise NotFound(f"{name.removesuffix('Id')} {value} not found", field=name)
         setattr(user, key, value)

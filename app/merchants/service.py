@@ -17,6 +17,7 @@ from tortoise.transactions import in_transaction
 from app.catalog.models import Store
 from app.enums import ApplicationStatus, OrderStatus
 from app.errors import BadInput, Conflict, NotFound
+from app.ids import parse_id
 from app.members.models import User
 from app.members.service import _code_of
 from app.merchants.models import MerchantApplication
@@ -52,18 +53,6 @@ def _text(data: dict[str, Any], snake: str, camel: str, max_len: int) -> str:
     if len(value) > max_len:
         raise BadInput(f"{camel} must be at most {max_len} characters", field=camel)
     return value
-
-
-def _parse_id(value: Any, name: str) -> int:
-    if isinstance(value, bool):
-        raise BadInput(f"{name} is not a valid id", field=name)
-    try:
-        parsed = int(value)
-    except (TypeError, ValueError):
-        raise BadInput(f"{name} is not a valid id", field=name) from None
-    if parsed <= 0:
-        raise BadInput(f"{name} is not a valid id", field=name)
-    return parsed
 
 
 def _bp(value: Any, name: str) -> int:
@@ -155,7 +144,7 @@ async def review(
     the merchant, is optional (the contract does not carry it yet) and defaults to none. Rejection
     needs a reason. The applicant is notified in the same transaction.
     """
-    pk = _parse_id(application_id, "id")
+    pk = parse_id(application_id, "id")
     rate = discount = 0
     reason = ""
     # The arguments are checked before any lock is taken: a bad call changes nothing.
@@ -259,7 +248,7 @@ async def store_turnover(store_id: Any, *, owner_id: int | None = None) -> dict[
     With `owner_id`, only that user's store is found: another user's store is NotFound rather
     than Forbidden, so that store ids reveal nothing.
     """
-    pk = _parse_id(store_id, "storeId")
+    pk = parse_id(store_id, "storeId")
     store = await Store.filter(id=pk).first()
     if store is None or (owner_id is not None and store.owner_id != owner_id):
         raise NotFound(f"store {store_id} not found")

@@ -13,6 +13,7 @@ from tortoise.transactions import in_transaction
 from app.catalog.models import Product
 from app.enums import OrderKind, OrderStatus
 from app.errors import BadInput, Conflict, Forbidden, NotFound
+from app.ids import parse_id
 from app.ledger.service import (
     EXTERNAL_WECHAT,
     PLATFORM_LOVE_VALUE,
@@ -44,16 +45,6 @@ class LineRequest:
     quantity: int
 
 
-def _parse_id(value: Any, name: str) -> int:
-    try:
-        parsed = int(value)
-    except (TypeError, ValueError):
-        raise BadInput(f"{name} is not a valid id", field=name) from None
-    if parsed <= 0:
-        raise BadInput(f"{name} is not a valid id", field=name)
-    return parsed
-
-
 def parse_line_requests(raw: list[tuple[Any, Any]]) -> list[LineRequest]:
     if not raw:
         raise BadInput("an order needs at least one line", field="lines")
@@ -70,7 +61,7 @@ def parse_line_requests(raw: list[tuple[Any, Any]]) -> list[LineRequest]:
                 f"lines[{index}].quantity must be between 1 and {MAX_QUANTITY}",
                 field=f"lines[{index}].quantity",
             )
-        parsed.append(LineRequest(_parse_id(product_id, f"lines[{index}].productId"), quantity))
+        parsed.append(LineRequest(parse_id(product_id, f"lines[{index}].productId"), quantity))
     return parsed
 
 
@@ -171,7 +162,7 @@ async def create_cashier_order(
         or not 0 < amount_fen <= MAX_CASHIER_FEN
     ):
         raise BadInput(f"amountFen must be between 1 and {MAX_CASHIER_FEN} fen", field="amountFen")
-    store_pk = _parse_id(store_id, "storeId")
+    store_pk = parse_id(store_id, "storeId")
     async with in_transaction() as conn:
         store = await Store.filter(id=store_pk).using_db(conn).first()
         if store is None:
@@ -334,7 +325,7 @@ async def complete_order(
     now = now or datetime.now(UTC)
     async with in_transaction() as conn:
         order = (
-            await Order.filter(id=_parse_id(order_id, "orderId"))
+            await Order.filter(id=parse_id(order_id, "orderId"))
             .using_db(conn)
             .select_for_update()
             .first()
@@ -362,7 +353,7 @@ async def complete_order(
 
 
 async def get_order(order_id: Any) -> Order:
-    order = await Order.filter(id=_parse_id(order_id, "id")).first()
+    order = await Order.filter(id=parse_id(order_id, "id")).first()
     if order is None:
         raise NotFound(f"order {order_id} not found")
     return order

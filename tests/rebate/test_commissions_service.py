@@ -32,9 +32,9 @@ from app.members.service import login_with_openid
 from app.notifications.models import Notification, NotificationEvent
 from app.notifications.outbox import Outbox
 from app.orders.models import Order, OrderLine
-from app.orders.service import LineRequest, complete_order, create_order, record_payment
+from app.orders.service import LineRequest, complete_order, create_order
 from app.wallet.withdrawals import withdrawal_rules
-from app.wechat.pay_notify import PaymentNotice
+from tests.support.orders import pay
 
 NOW = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -54,19 +54,7 @@ async def _user(openid: str, referrer: User | None = None, level: TeamLevel | No
 
 async def _paid_order(buyer: User, product_id: int, tag: str) -> Order:
     order = await create_order(buyer.id, [LineRequest(product_id, 1)], now=NOW)
-    await record_payment(
-        PaymentNotice(
-            out_trade_no=order.out_trade_no,
-            transaction_id=f"tx-{tag}",
-            total_fee=order.payable_fen,
-            cash_fee=order.payable_fen,
-            appid="wx",
-            mch_id="1",
-            openid="o",
-            time_end=NOW,
-            raw={},
-        )
-    )
+    await pay(order, f"tx-{tag}")
     return order
 
 
@@ -197,19 +185,7 @@ async def test_merchant_referral_for_store_goods_and_cashier(server: Any) -> Non
     ]
 
     cashier = await create_cashier_order(buyer.id, store.id, 5000, now=NOW)
-    await record_payment(
-        PaymentNotice(
-            out_trade_no=cashier.out_trade_no,
-            transaction_id="tx-cashier",
-            total_fee=5000,
-            cash_fee=5000,
-            appid="wx",
-            mch_id="1",
-            openid="o",
-            time_end=NOW,
-            raw={},
-        )
-    )
+    await pay(cashier, "tx-cashier")
     credited = await _credit(cashier.id)
     assert [(c.kind, c.amount_fen) for c in credited] == [(CommissionKind.MERCHANT_REFERRAL, 100)]
     assert await balance_of(user_commission_pending(recruiter.id)) == 299

@@ -6,49 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import random
-from datetime import UTC, datetime
 
-from app.catalog.service import upsert_product
 from app.enums import EntryStatus
 from app.ledger.audit import audit
-from app.members.service import login_with_openid
 from app.orders.models import Order
-from app.orders.service import LineRequest, create_order, record_payment
 from app.rebate.models import Queue, QueueEntry
 from app.rebate.service import settle_order, settle_orders
-from app.wechat.pay_notify import PaymentNotice
+from tests.support.orders import NOW, paid_orders
 
-NOW = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)
 BUYERS = 60
 
 
-async def _paid_orders(count: int) -> list[int]:
-    product = await upsert_product(
-        {"name": "礼盒", "price_fen": 16800, "rebate": {"enabled": True}}
-    )
-    ids = []
-    for index in range(count):
-        user = await login_with_openid(f"concurrent-{index}", "session")
-        order = await create_order(user.id, [LineRequest(product.id, 1)], now=NOW)
-        await record_payment(
-            PaymentNotice(
-                out_trade_no=order.out_trade_no,
-                transaction_id=f"43{index:010d}",
-                total_fee=order.payable_fen,
-                cash_fee=order.payable_fen,
-                appid="wx",
-                mch_id="1",
-                openid="o",
-                time_end=NOW,
-                raw={},
-            )
-        )
-        ids.append(order.id)
-    return ids
-
-
 async def test_concurrent_settlements_of_one_queue(server):
-    ids = await _paid_orders(BUYERS)
+    ids = await paid_orders(BUYERS, prefix="concurrent")
     rng = random.Random(7)
     # Every order settled by two racing single settlements and by an overlapping batch.
     work = [settle_order(order_id, now=NOW) for order_id in ids for _ in range(2)]

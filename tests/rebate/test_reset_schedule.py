@@ -318,6 +318,13 @@ def wall(t: datetime, tz: ZoneInfo) -> datetime:
     return t.astimezone(tz).replace(tzinfo=None, fold=0)
 
 
+def _exists(day: date, at: time, tz: ZoneInfo) -> bool:
+    """Whether this wall time happened on that day in that zone (not inside a gap)."""
+    naive = datetime.combine(day, at)
+    moment = naive.replace(tzinfo=tz)
+    return moment.astimezone(UTC).astimezone(tz).replace(tzinfo=None) == naive
+
+
 def fires_on(config: ResetConfig, day: date) -> bool:
     if config.schedule == ResetSchedule.WEEKLY:
         return day.isoweekday() == config.weekday
@@ -387,8 +394,13 @@ def test_calendar_schedules_obey_their_laws(
     for t in got:
         local = t.astimezone(tz)
         if local.time() == hhmm(config):
-            # On time: on the right day, and the first occurrence if the time happened twice.
-            assert fires_on(config, local.date())
+            # On time: on the right day, and the first occurrence if the time happened twice;
+            # or the right day was skipped whole (Apia, 2011-12-30) and its instant is the next
+            # day's same wall time, the end of the gap.
+            day_before = local.date() - timedelta(days=1)
+            assert fires_on(config, local.date()) or (
+                fires_on(config, day_before) and not _exists(day_before, hhmm(config), tz)
+            )
             assert local.fold == 0
         else:
             # Shifted: a scheduled local time that did not exist, moved to the end of its gap.
@@ -512,3 +524,17 @@ def test_a_daily_reset_in_the_gap_hour_is_delayed_never_skipped(
     assert len(shifted) == 1
     assert shifted[0].time() == time(3, 0)
     assert len(set(local_dates(got, tz))) == len(got)  # one per local day
+
+
+def test_a_monthly_day_that_was_skipped_whole_fires_at_the_end_of_the_gap() -> None:
+    # Samoa skipped 2011-12-30: the 30th's midnight reset happens at the 31st's midnight.
+    apia = ZoneInfo("Pacific/Apia")
+    config = ResetConfig(enabled=True, schedule=ResetSchedule.MONTHLY, month_day=30)
+    got = reset_instants(
+        config,
+        apia,
+        datetime(2011, 12, 25, tzinfo=UTC),
+        datetime(2011, 12, 31, tzinfo=UTC),
+    )
+    assert [t.astimezone(apia).replace(tzinfo=None) for t in got] == [datetime(2011, 12, 31)]
+    assert not _exists(date(2011, 12, 30), time(0, 0), apia)

@@ -17,12 +17,12 @@ from app.catalog.service import upsert_product
 from app.enums import EntryStatus, RewardOrder
 from app.ledger.audit import audit
 from app.members.service import login_with_openid
-from app.orders.service import LineRequest, complete_order, create_order, record_payment
+from app.orders.service import LineRequest, complete_order, create_order
 from app.rebate.engine import LineIn, QueueBook
 from app.rebate.models import Queue, QueueEntry
 from app.rebate.service import settle_order
 from app.rebate.settings import update_rebate_settings
-from app.wechat.pay_notify import PaymentNotice
+from tests.support.orders import pay
 
 line = st.tuples(
     st.integers(min_value=1, max_value=40_000),  # price
@@ -40,19 +40,7 @@ NOW = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)
 
 
 async def _pay(order, index: int) -> None:
-    await record_payment(
-        PaymentNotice(
-            out_trade_no=order.out_trade_no,
-            transaction_id=f"42{index:010d}",
-            total_fee=order.payable_fen,
-            cash_fee=order.payable_fen,
-            appid="wx",
-            mch_id="1",
-            openid="o",
-            time_end=NOW,
-            raw={},
-        )
-    )
+    await pay(order, f"42{index:010d}")
 
 
 @settings(
