@@ -99,3 +99,8 @@ async def test_healthz(http):
     body = response.json()
     assert body["ok"] is True
     assert body["database"] == "ok"
+
+
+async def test_batched_array_requests_are_refused(http):
+    response = await http.post("graphql", json=[{"query": "{ rebateDisplay { displayName } }"}] * 2)
+    assert response.status_code == 400
