@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     jobs_interval_seconds: float = 5.0
     # Orders settled in one transaction by a worker: bigger batches, fewer commits per order.
     settle_batch_size: int = 500
+    # Mutations one user (or one address, before login) may send a minute; 0: no limit.
+    mutation_rate_limit_per_minute: int = 120
 
     wechat_app_id: str | None = None
     wechat_app_secret: str | None = None

@@ -19,6 +19,7 @@ from strawberry.asgi import GraphQL
 from app.config import Settings, get_settings
 from app.db import close_db, init_db, migrate_db
 from app.orders.service import record_payment, record_refund_notice
+from app.ratelimit import RateLimiter, RedisRateLimiter
 from app.rebate.figure_cache import InMemoryFigureCache, RedisFigureCache
 from app.rebate.figures import use_figure_cache
 from app.wechat.client import WeChatGateway
@@ -47,6 +48,7 @@ class Services:
     redis: Any = None  # the arq pool (a redis.asyncio client) when REDIS_URL is set
     # Lottery draws and random-return seats; a test may put a seeded generator here.
     rng: random.Random = field(default_factory=secrets.SystemRandom)
+    limiter: RateLimiter | None = None
 
 
 class RebateGraphQL(GraphQL):
@@ -84,8 +86,12 @@ def create_app(
             services.redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
             services.jobs = ArqJobs(services.redis)
             use_figure_cache(RedisFigureCache(services.redis))
+            services.limiter = RedisRateLimiter(
+                services.redis, settings.mutation_rate_limit_per_minute
+            )
         else:
             use_figure_cache(InMemoryFigureCache())
+            services.limiter = RateLimiter(settings.mutation_rate_limit_per_minute)
         if demo:
             from app.demo import load_demo
 

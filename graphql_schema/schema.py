@@ -31,6 +31,7 @@ from graphql_schema.inputs import (
     RebateSettingsInput,
     StoreInput,
 )
+from graphql_schema.ratelimit import MutationRateLimit
 
 Info = strawberry.Info
 MAX_DEPTH = 10
@@ -325,6 +326,7 @@ def build_schema(*, introspection: bool = True) -> strawberry.Schema:
         lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
         lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        MutationRateLimit,
         ErrorCodes,
     ]
     if not introspection:

@@ -59,6 +59,8 @@ class LiveServer:
             wechat_fake=True,
             # Tests run the timers themselves when they mean to: nothing moves behind their back.
             jobs_interval_seconds=0,
+            # The suite sends hundreds of mutations a minute from one address.
+            mutation_rate_limit_per_minute=0,
         )
         self.app = create_app(self.settings, public_base_url=self.base_url)
         config = uvicorn.Config(
