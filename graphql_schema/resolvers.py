@@ -187,17 +187,20 @@ async def order(ctx: Context, order_id: Any) -> t.Order:
 
 async def my_orders(ctx: Context, first: int | None, after: str | None) -> t.OrderPage:
     user_id = ctx.require_user()
+    return await _order_page(ctx, Order.filter(user_id=user_id), first, after)
+
+
+async def _order_page(
+    ctx: Context, query: Any, first: int | None, after: str | None
+) -> t.OrderPage:
+    """A page of orders, newest first."""
     size = page_size(first)
-    query = Order.filter(user_id=user_id)
     before = decode_cursor("order", after)
     if before is not None:
         query = query.filter(id__lt=before)
     rows = await query.order_by("-id").limit(size + 1)
     rows, cursor = page_of(rows, size, "order")
-    return t.OrderPage(
-        items=[await order_type(ctx, o) for o in rows],
-        next_cursor=cursor,
-    )
+    return t.OrderPage(items=[await order_type(ctx, o) for o in rows], next_cursor=cursor)
 
 
 async def entry(ctx: Context, entry_id: Any) -> t.QueueEntry:
@@ -369,17 +372,7 @@ async def store_orders(
 ) -> t.OrderPage | None:
     if not _sees_store(ctx, store):
         return None
-    size = page_size(first)
-    query = Order.filter(store_id=store.store_pk)
-    before = decode_cursor("order", after)
-    if before is not None:
-        query = query.filter(id__lt=before)
-    rows = await query.order_by("-id").limit(size + 1)
-    rows, cursor = page_of(rows, size, "order")
-    return t.OrderPage(
-        items=[await order_type(ctx, o) for o in rows],
-        next_cursor=cursor,
-    )
+    return await _order_page(ctx, Order.filter(store_id=store.store_pk), first, after)
 
 
 async def _entry_answer(ctx: Context, entry: QueueEntry) -> t.QueueEntry:

@@ -19,6 +19,7 @@ from app.ledger.service import (
     PLATFORM_LOVE_VALUE,
     PLATFORM_POINTS,
     PLATFORM_SALES,
+    AccountRef,
     balance_of,
     post,
     user_love_value,
@@ -198,20 +199,26 @@ async def _check_wallet(user_id: int, points: int, love: int, conn: BaseDBAsyncC
         raise BadInput("not enough love value in the wallet", field="loveValueToUse")
 
 
-async def _hold_deductions(order: Order, conn: BaseDBAsyncClient) -> None:
-    """Points and love value leave the wallet when the order is created (SPEC §4)."""
-    postings = []
+def deduction_postings(order: Order, *, returned: bool) -> list[tuple[AccountRef, int]]:
+    """The order's points and love value leaving the wallet, or coming back to it (SPEC §4)."""
+    sign = 1 if returned else -1
+    postings: list[tuple[AccountRef, int]] = []
     if order.points_used:
         postings += [
-            (user_points(order.user_id), -order.points_used),
-            (PLATFORM_POINTS, order.points_used),
+            (user_points(order.user_id), sign * order.points_used),
+            (PLATFORM_POINTS, -sign * order.points_used),
         ]
     if order.love_value_used:
         postings += [
-            (user_love_value(order.user_id), -order.love_value_used),
-            (PLATFORM_LOVE_VALUE, order.love_value_used),
+            (user_love_value(order.user_id), sign * order.love_value_used),
+            (PLATFORM_LOVE_VALUE, -sign * order.love_value_used),
         ]
-    if postings:
+    return postings
+
+
+async def _hold_deductions(order: Order, conn: BaseDBAsyncClient) -> None:
+    """Points and love value leave the wallet when the order is created (SPEC §4)."""
+    if postings := deduction_postings(order, returned=False):
         await post(f"deduction:{order.id}", "order_deduction", postings, conn)
 
 
@@ -373,26 +380,5 @@ async def close_unpaid(order_id: int, now: datetime | None = None) -> None:
         order.status = OrderStatus.CLOSED
         order.closed_at = now
         await order.save(update_fields=["status", "closed_at"], using_db=conn)
-        postings = []
-        if order.points_used:
-            postings += [
-                (user_points(order.user_id), order.points_used),
-                (PLATFORM_POINTS, -order.points_used),
-            ]
-        if order.love_value_used:
-            postings += [
-                (user_love_value(order.user_id), order.love_value_used),
-                (PLATFORM_LOVE_VALUE, -order.love_value_used),
-            ]
-        if postings:
+        if postings := deduction_postings(order, returned=True):
             await post(f"deduction-release:{order.id}", "order_deduction_release", postings, conn)
-
-
-async def orders_awaiting_settlement(limit: int = 500) -> list[int]:
-    """Paid or completed orders whose settlement event has not been applied (for recovery)."""
-    return await (
-        Order.filter(settled=False, status__in=[OrderStatus.PAID, OrderStatus.COMPLETED])
-        .order_by("paid_at", "id")
-        .limit(limit)
-        .values_list("id", flat=True)
-    )

@@ -28,6 +28,7 @@ from app.money import apply_ratio
 from app.notifications.models import NotificationEvent
 from app.notifications.outbox import Outbox
 from app.orders.models import Order
+from app.orders.service import deduction_postings
 from app.rebate import engine
 from app.rebate.figures import FigureDeltas
 from app.rebate.models import Queue, QueueBucket, QueueEntry, ResetRun
@@ -268,19 +269,9 @@ async def refund_order(order_id: int, *, reason: str | None, now: datetime) -> O
         for queue in queues.values():
             await queue.save(update_fields=["waiting_count", "liability_fen"], using_db=conn)
         await figures.flush(conn)
-        postings = []
+        postings = deduction_postings(order, returned=True)
         if order.payable_fen and order.transaction_id:
             postings += [(PLATFORM_SALES, -order.payable_fen), (EXTERNAL_WECHAT, order.payable_fen)]
-        if order.points_used:
-            postings += [
-                (user_points(order.user_id), order.points_used),
-                (PLATFORM_POINTS, -order.points_used),
-            ]
-        if order.love_value_used:
-            postings += [
-                (user_love_value(order.user_id), order.love_value_used),
-                (PLATFORM_LOVE_VALUE, -order.love_value_used),
-            ]
         if postings:
             await post(f"refund:{order.id}", "refund", postings, conn)
         # Commissions not yet available go back (SPEC §11, §14); available ones were earned.
