@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +11,7 @@ from starlette.requests import Request
 from app.config import Settings
 from app.errors import Forbidden, Unauthenticated
 from app.members.tokens import is_admin_token, read_token
+from graphql_schema.dataloaders import Loaders
 
 
 @dataclass
@@ -22,6 +23,7 @@ class Context:
     is_admin: bool = False
     # A bad token is reported by the first resolver that needs to know who is asking.
     auth_error: Unauthenticated | None = None
+    loaders: Loaders = field(default_factory=Loaders)
 
     @classmethod
     def from_request(cls, request: Request, settings: Settings, services: Any) -> Context:

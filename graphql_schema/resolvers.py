@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from typing import Any
@@ -69,13 +70,14 @@ async def user_type(user: User) -> t.User:
     )
 
 
-def product_type(product: Product) -> t.Product:
+def product_type(product: Product, *, operator: bool) -> t.Product:
+    """Cost and supply price are the operator's business: null for anyone else."""
     return t.Product(
         id=_id(product.id),
         name=product.name,
         price_fen=product.price_fen,
-        cost_fen=product.cost_fen,
-        supply_price_fen=product.supply_price_fen,
+        cost_fen=product.cost_fen if operator else None,
+        supply_price_fen=product.supply_price_fen if operator else None,
         source=product.source,
         store_id=opt_id(product.store_id),
         listed=product.listed,
@@ -84,9 +86,11 @@ def product_type(product: Product) -> t.Product:
 
 
 async def order_type(ctx: Context, order: Order) -> t.Order:
-    lines = await OrderLine.filter(order_id=order.id).order_by("line_no")
+    lines = await ctx.loaders.order_lines.load(order.id)
     pay_params = None
-    if order.status == OrderStatus.PENDING_PAYMENT and order.prepay_id:
+    # Only the buyer pays: a store owner looking at the store's orders gets no payment handle.
+    buyer = ctx.user_id == order.user_id
+    if order.status == OrderStatus.PENDING_PAYMENT and order.prepay_id and buyer:
         params = ctx.services.wechat.pay_params(order.prepay_id)
         pay_params = t.PayParams(
             app_id=params["appId"],
@@ -171,7 +175,7 @@ async def products(
     )
     rows, cursor = page_of(rows, size, "product")
     return t.ProductPage(
-        items=[product_type(p) for p in rows],
+        items=[product_type(p, operator=ctx.is_admin) for p in rows],
         next_cursor=cursor,
     )
 
@@ -200,7 +204,10 @@ async def _order_page(
         query = query.filter(id__lt=before)
     rows = await query.order_by("-id").limit(size + 1)
     rows, cursor = page_of(rows, size, "order")
-    return t.OrderPage(items=[await order_type(ctx, o) for o in rows], next_cursor=cursor)
+    return t.OrderPage(
+        items=list(await asyncio.gather(*(order_type(ctx, o) for o in rows))),
+        next_cursor=cursor,
+    )
 
 
 async def entry(ctx: Context, entry_id: Any) -> t.QueueEntry:
@@ -208,7 +215,7 @@ async def entry(ctx: Context, entry_id: Any) -> t.QueueEntry:
     found = await progress.get_entry(parse_id(entry_id, "id"))
     if not ctx.is_admin and found.user_id != ctx.user_id:
         raise NotFound(f"entry {entry_id} not found")
-    settings = await load_rebate_settings()
+    settings = await ctx.loaders.rebate_settings()
     return entry_type(await progress.entry_view(found, settings, now=ctx.now()))
 
 
@@ -221,21 +228,18 @@ async def my_entries(
         user_id, status=status, before_id=decode_cursor("entry", after), limit=size + 1
     )
     rows, cursor = page_of(rows, size, "entry")
-    settings = await load_rebate_settings()
-    now = ctx.now()
-    return t.EntryPage(
-        items=[entry_type(await progress.entry_view(e, settings, now=now)) for e in rows],
-        next_cursor=cursor,
-    )
+    settings = await ctx.loaders.rebate_settings()
+    views = await progress.entry_views(rows, settings, now=ctx.now())
+    return t.EntryPage(items=[entry_type(view) for view in views], next_cursor=cursor)
 
 
 async def entry_process(
     ctx: Context, entry: t.QueueEntry, first: int, after: str | None
 ) -> t.PayoutPage:
     size = page_size(first)
-    settings = await load_rebate_settings()
-    views = await progress.entry_payouts(
-        entry.entry_pk, settings, after_id=decode_cursor("payout", after), limit=size + 1
+    # One page more than asked tells whether there is a next page.
+    views = await ctx.loaders.payouts.load(
+        (entry.entry_pk, size + 1, decode_cursor("payout", after))
     )
     views, cursor = page_of(views, size, "payout", key=lambda row: row.payout_id)
     return t.PayoutPage(
@@ -305,7 +309,7 @@ async def login(
 
 async def upsert_product(ctx: Context, data: Any) -> t.Product:
     ctx.require_admin()
-    return product_type(await catalog.upsert_product(input_to_patch(data)))
+    return product_type(await catalog.upsert_product(input_to_patch(data)), operator=True)
 
 
 async def update_rebate_settings_mutation(ctx: Context, data: Any) -> t.RebateSettings:

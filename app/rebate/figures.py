@@ -9,11 +9,10 @@ from datetime import date, timedelta
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.functions import Count, Sum
 
 from app.enums import EntryStatus, RewardOrder
 from app.rebate.figure_cache import BucketSums, FigureCache, InMemoryFigureCache
-from app.rebate.models import Queue, QueueDay, QueueEntry
+from app.rebate.models import Queue
 
 BUCKET_SIZE = 1024
 INFLOW_DAYS = 7
@@ -135,23 +134,19 @@ async def _drop_quietly(queue_id: int) -> None:
         return
 
 
-async def _blocks_before(queue_id: int, bucket: int, conn: BaseDBAsyncClient | None) -> BucketSums:
-    """Sums of the blocks before `bucket`: from the cache at the database's version, or read
-    from the database in one statement (one snapshot) and cached at that version."""
-    version_query = Queue.filter(id=queue_id)
-    if conn is not None:
-        version_query = version_query.using_db(conn)
-    versions = await version_query.values_list("version", flat=True)
-    if not versions:
-        return BucketSums(0, 0, 0, 0)
-    try:
-        cached = await _cache.prefix(queue_id, versions[0], bucket)
-    except Exception:
-        cached = None
-    if cached is not None:
-        return cached
-    client = conn or connections.get("default")
-    mark = "$1" if client.capabilities.dialect == "postgres" else "?"
+def _client(conn: BaseDBAsyncClient | None) -> BaseDBAsyncClient:
+    return conn or connections.get("default")
+
+
+def _marks(client: BaseDBAsyncClient, first: int, count: int) -> list[str]:
+    if client.capabilities.dialect == "postgres":
+        return [f"${i}" for i in range(first, first + count)]
+    return ["?"] * count
+
+
+async def _load_blocks(queue_id: int, client: BaseDBAsyncClient) -> dict[int, BucketSums]:
+    """Every block of a queue in one statement (one snapshot), cached at the version it read."""
+    (mark,) = _marks(client, 1, 1)
     rows = await client.execute_query_dict(
         "SELECT q.version AS version, b.bucket AS bucket, b.waiting_count AS wc, "
         "b.waiting_fen AS wf, b.completed_count AS cc, b.completed_fen AS cf "
@@ -159,6 +154,8 @@ async def _blocks_before(queue_id: int, bucket: int, conn: BaseDBAsyncClient | N
         f"WHERE q.id = {mark}",
         [queue_id],
     )
+    if not rows:
+        return {}
     version = int(rows[0]["version"])
     blocks = {
         int(r["bucket"]): BucketSums(int(r["wc"]), int(r["wf"]), int(r["cc"]), int(r["cf"]))
@@ -169,55 +166,127 @@ async def _blocks_before(queue_id: int, bucket: int, conn: BaseDBAsyncClient | N
         await _cache.load(queue_id, version, blocks)
     except Exception:
         await _drop_quietly(queue_id)
-    total = BucketSums(0, 0, 0, 0)
-    for block, sums in blocks.items():
-        if block < bucket:
-            total = total + sums
-    return total
+    return blocks
+
+
+async def _blocks_before(
+    wanted: dict[int, set[int]], conn: BaseDBAsyncClient | None
+) -> dict[tuple[int, int], BucketSums]:
+    """For each (queue, block) asked: the sums of the queue's blocks before that block. From the
+    cache at the database's version, else the queue is rebuilt from the database once."""
+    client = _client(conn)
+    versions = await Queue.filter(id__in=list(wanted)).using_db(client).values_list("id", "version")
+    found: dict[tuple[int, int], BucketSums] = {}
+    for queue_id, version in versions:
+        buckets = sorted(wanted[queue_id])
+        cached: list[BucketSums | None] = []
+        for bucket in buckets:
+            try:
+                sums = await _cache.prefix(queue_id, version, bucket)
+            except Exception:
+                sums = None
+            if sums is None:
+                break
+            cached.append(sums)
+        if len(cached) == len(buckets):
+            found.update({(queue_id, b): s for b, s in zip(buckets, cached, strict=True)})
+            continue
+        blocks = await _load_blocks(queue_id, client)
+        for bucket in buckets:
+            total = BucketSums(0, 0, 0, 0)
+            for block, sums in blocks.items():
+                if block < bucket:
+                    total = total + sums
+            found[(queue_id, bucket)] = total
+    return found
+
+
+async def _within_blocks(
+    places: list[tuple[int, int]], completed_first: bool, client: BaseDBAsyncClient
+) -> list[tuple[int, int]]:
+    """(count, remaining) of the eligible waiting entries from the start of each place's block
+    up to its number, for all places in one statement."""
+    parts: list[str] = []
+    params: list[object] = []
+    completed = " AND order_completed = TRUE" if completed_first else ""
+    for index, (queue_id, number) in enumerate(places):
+        q, s, lo, hi = _marks(client, len(params) + 1, 4)
+        parts.append(
+            f"SELECT {index} AS k, COUNT(*) AS n, "
+            "COALESCE(SUM(entitlement_fen - rewarded_fen), 0) AS fen FROM queue_entry "
+            f"WHERE queue_id = {q} AND status = {s} AND number >= {lo} AND number < {hi}"
+            f"{completed}"
+        )
+        params += [queue_id, EntryStatus.WAITING.value, bucket_of(number) * BUCKET_SIZE, number]
+    rows = await client.execute_query_dict(" UNION ALL ".join(parts), params)
+    within = [(0, 0)] * len(places)
+    for row in rows:
+        within[int(row["k"])] = (int(row["n"]), int(row["fen"]))
+    return within
+
+
+async def ahead_of_many(
+    places: list[tuple[int, int]],
+    reward_order: RewardOrder,
+    conn: BaseDBAsyncClient | None = None,
+) -> dict[tuple[int, int], tuple[int, int]]:
+    """For each (queue, entry number): (count, remaining) of the eligible waiting entries with a
+    lower number (SPEC §12). A bounded number of statements however many places are asked."""
+    distinct = sorted(set(places))
+    if not distinct:
+        return {}
+    completed_first = reward_order == RewardOrder.COMPLETED_FIRST
+    wanted: dict[int, set[int]] = defaultdict(set)
+    for queue_id, number in distinct:
+        wanted[queue_id].add(bucket_of(number))
+    client = _client(conn)
+    before = await _blocks_before(wanted, client)
+    within = await _within_blocks(distinct, completed_first, client)
+    answer: dict[tuple[int, int], tuple[int, int]] = {}
+    for (queue_id, number), (count, fen) in zip(distinct, within, strict=True):
+        sums = before.get((queue_id, bucket_of(number)), BucketSums(0, 0, 0, 0))
+        if completed_first:
+            answer[(queue_id, number)] = (sums.completed_count + count, sums.completed_fen + fen)
+        else:
+            answer[(queue_id, number)] = (sums.waiting_count + count, sums.waiting_fen + fen)
+    return answer
 
 
 async def ahead_of(
     queue_id: int, number: int, reward_order: RewardOrder, conn: BaseDBAsyncClient | None = None
 ) -> tuple[int, int]:
     """(count, remaining) of the eligible waiting entries with a lower entry number (SPEC §12)."""
-    completed_first = reward_order == RewardOrder.COMPLETED_FIRST
-    before = await _blocks_before(queue_id, bucket_of(number), conn)
-    entries = QueueEntry.filter(
-        queue_id=queue_id,
-        status=EntryStatus.WAITING,
-        number__gte=bucket_of(number) * BUCKET_SIZE,
-        number__lt=number,
+    return (await ahead_of_many([(queue_id, number)], reward_order, conn))[(queue_id, number)]
+
+
+async def daily_inflows(queue_ids: list[int], today: date) -> dict[int, float]:
+    """Per queue: contributions per day over the last week, or over the queue's life when it is
+    younger (0 when nothing came in). One statement for any number of queues."""
+    distinct = sorted(set(queue_ids))
+    if not distinct:
+        return {}
+    client = _client(None)
+    since = today - timedelta(days=INFLOW_DAYS - 1)
+    marks = _marks(client, 1, len(distinct) + 2)
+    rows = await client.execute_query_dict(
+        "SELECT queue_id AS queue_id, MIN(day) AS first_day, "
+        f"SUM(CASE WHEN day >= {marks[0]} THEN contributed_fen ELSE 0 END) AS recent "
+        f"FROM queue_day WHERE day <= {marks[1]} AND queue_id IN ({', '.join(marks[2:])}) "
+        "GROUP BY queue_id",
+        [since, today, *distinct],
     )
-    if completed_first:
-        entries = entries.filter(order_completed=True)
-    if conn is not None:
-        entries = entries.using_db(conn)
-    within = (
-        await entries.annotate(
-            n=Count("id"), entitled=Sum("entitlement_fen"), rewarded=Sum("rewarded_fen")
-        ).values("n", "entitled", "rewarded")
-    )[0]
-    count = before.completed_count if completed_first else before.waiting_count
-    fen = before.completed_fen if completed_first else before.waiting_fen
-    count += int(within["n"] or 0)
-    fen += int(within["entitled"] or 0) - int(within["rewarded"] or 0)
-    return count, fen
+    inflows = dict.fromkeys(distinct, 0.0)
+    for row in rows:
+        recent = int(row["recent"] or 0)
+        if recent == 0:
+            continue
+        first = row["first_day"]
+        first_day = first if isinstance(first, date) else date.fromisoformat(str(first)[:10])
+        start = max(since, first_day)
+        inflows[int(row["queue_id"])] = recent / ((today - start).days + 1)
+    return inflows
 
 
 async def daily_inflow_fen(queue_id: int, today: date) -> float:
     """Contributions per day over the last week, or over the queue's life when it is younger."""
-    since = today - timedelta(days=INFLOW_DAYS - 1)
-    rows = await QueueDay.filter(queue_id=queue_id, day__gte=since, day__lte=today).values_list(
-        "day", "contributed_fen"
-    )
-    total = sum(fen for _, fen in rows)
-    if total == 0:
-        return 0.0
-    first = (
-        await QueueDay.filter(queue_id=queue_id)
-        .order_by("day")
-        .first()
-        .values_list("day", flat=True)
-    )
-    start = max(since, first) if first else since
-    return total / ((today - start).days + 1)
+    return (await daily_inflows([queue_id], today))[queue_id]

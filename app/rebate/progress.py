@@ -5,15 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from tortoise import connections
+
 from app.config import get_settings
 from app.enums import EntryStatus, RatioSource
 from app.errors import NotFound
-from app.members.models import User
 from app.money import BP_SCALE
-from app.orders.models import Order
-from app.rebate.figures import ahead_of, daily_inflow_fen
-from app.rebate.models import Payout, QueueEntry
-from app.rebate.settings import RebateSettings
+from app.rebate.figures import ahead_of_many, daily_inflows
+from app.rebate.models import QueueEntry
+from app.rebate.settings import DisplaySettings, RebateSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,29 +57,50 @@ def lottery_available(entry: QueueEntry) -> bool:
     )
 
 
-async def entry_view(entry: QueueEntry, settings: RebateSettings, *, now: datetime) -> EntryView:
+async def entry_views(
+    entries: list[QueueEntry], settings: RebateSettings, *, now: datetime
+) -> list[EntryView]:
+    """The progress screen of many entries with a bounded number of statements: the figures of
+    every waiting entry are read together, however many entries and queues there are."""
     display = settings.display
-    remaining = remaining_of(entry)
-    progress = (
-        entry.rewarded_fen * BP_SCALE // entry.entitlement_fen
-        if entry.entitlement_fen
-        else BP_SCALE
+    measured = [
+        entry
+        for entry in entries
+        if entry.status == EntryStatus.WAITING and display.show_queue_process
+    ]
+    ahead = await ahead_of_many(
+        [(entry.queue_id, entry.number) for entry in measured], settings.reward_order
     )
+    inflows = await daily_inflows(
+        [entry.queue_id for entry in measured], now.astimezone(get_settings().timezone).date()
+    )
+    return [_view(entry, display, ahead, inflows) for entry in entries]
+
+
+def _view(
+    entry: QueueEntry,
+    display: DisplaySettings,
+    ahead: dict[tuple[int, int], tuple[int, int]],
+    inflows: dict[int, float],
+) -> EntryView:
     position = amount_ahead = wait = None
-    if entry.status == EntryStatus.WAITING and display.show_queue_process:
-        count, amount_ahead = await ahead_of(entry.queue_id, entry.number, settings.reward_order)
+    figures = ahead.get((entry.queue_id, entry.number))
+    if figures is not None:
+        count, amount_ahead = figures
         position = count + 1
-        inflow = await daily_inflow_fen(
-            entry.queue_id, now.astimezone(get_settings().timezone).date()
-        )
+        inflow = inflows.get(entry.queue_id, 0.0)
         wait = round(amount_ahead / inflow, 2) if inflow > 0 else None
         if not display.show_pending_amount:
             amount_ahead = None
     return EntryView(
         entry=entry,
         rewarded_fen=entry.rewarded_fen if display.show_accumulated_reward else None,
-        remaining_fen=remaining if display.show_pending_reward else None,
-        progress_bp=progress,
+        remaining_fen=remaining_of(entry) if display.show_pending_reward else None,
+        progress_bp=(
+            entry.rewarded_fen * BP_SCALE // entry.entitlement_fen
+            if entry.entitlement_fen
+            else BP_SCALE
+        ),
         number=entry.number if display.show_queue_process else None,
         position=position,
         amount_ahead_fen=amount_ahead,
@@ -87,6 +108,10 @@ async def entry_view(entry: QueueEntry, settings: RebateSettings, *, now: dateti
         lottery_available=lottery_available(entry),
         show_process=display.show_queue_process,
     )
+
+
+async def entry_view(entry: QueueEntry, settings: RebateSettings, *, now: datetime) -> EntryView:
+    return (await entry_views([entry], settings, now=now))[0]
 
 
 async def get_entry(entry_id: int) -> QueueEntry:
@@ -108,36 +133,48 @@ async def list_entries(
     return await query.order_by("-id").limit(limit)
 
 
+async def payouts_of_entries(
+    entry_ids: list[int], settings: RebateSettings, *, after_id: int | None, limit: int
+) -> dict[int, list[PayoutView]]:
+    """Per entry, up to `limit` payouts it received after `after_id`, oldest first, with the
+    payer as the settings allow: one statement for any number of entries."""
+    pages: dict[int, list[PayoutView]] = {entry_id: [] for entry_id in entry_ids}
+    if not entry_ids:
+        return pages
+    client = connections.get("default")
+    postgres = client.capabilities.dialect == "postgres"
+    marks = [f"${i}" if postgres else "?" for i in range(1, len(entry_ids) + 3)]
+    # The first `limit` of each entry, chosen in the database: an entry may have many payouts.
+    rows = await client.execute_query_dict(
+        "SELECT r.id AS id, r.entry_id AS entry_id, r.from_order_id AS from_order_id, "
+        "r.amount_fen AS amount_fen, r.created_at AS created_at, u.nickname AS nickname, "
+        "u.avatar_url AS avatar_url FROM (SELECT id, entry_id, from_order_id, amount_fen, "
+        "created_at, ROW_NUMBER() OVER (PARTITION BY entry_id ORDER BY id) AS rn FROM payout "
+        f"WHERE id > {marks[0]} AND entry_id IN ({', '.join(marks[1:-1])})) r "
+        "JOIN app_order o ON o.id = r.from_order_id LEFT JOIN app_user u ON u.id = o.user_id "
+        f"WHERE r.rn <= {marks[-1]} ORDER BY r.id",
+        [after_id or 0, *entry_ids, limit],
+    )
+    shown = settings.display.show_member_info
+    for row in rows:
+        at = row["created_at"]
+        pages[int(row["entry_id"])].append(
+            PayoutView(
+                payout_id=int(row["id"]),
+                from_order_id=int(row["from_order_id"]),
+                amount_fen=int(row["amount_fen"]),
+                at=at if isinstance(at, datetime) else datetime.fromisoformat(str(at)),
+                payer_nickname=row["nickname"] if shown else None,
+                payer_avatar_url=row["avatar_url"] if shown else None,
+            )
+        )
+    return pages
+
+
 async def entry_payouts(
     entry_id: int, settings: RebateSettings, *, after_id: int | None, limit: int
 ) -> list[PayoutView]:
     """The payouts an entry received, oldest first, with the payer as the settings allow."""
-    query = Payout.filter(entry_id=entry_id)
-    if after_id is not None:
-        query = query.filter(id__gt=after_id)
-    payouts = await query.order_by("id").limit(limit)
-    payers: dict[int, tuple[str | None, str | None]] = {}
-    if settings.display.show_member_info and payouts:
-        order_users = dict(
-            await Order.filter(id__in=list({p.from_order_id for p in payouts})).values_list(
-                "id", "user_id"
-            )
-        )
-        users = {
-            uid: (nick, avatar)
-            for uid, nick, avatar in await User.filter(
-                id__in=list(set(order_users.values()))
-            ).values_list("id", "nickname", "avatar_url")
-        }
-        payers = {oid: users.get(uid, (None, None)) for oid, uid in order_users.items()}
-    return [
-        PayoutView(
-            payout_id=p.id,
-            from_order_id=p.from_order_id,
-            amount_fen=p.amount_fen,
-            at=p.created_at,
-            payer_nickname=payers.get(p.from_order_id, (None, None))[0],
-            payer_avatar_url=payers.get(p.from_order_id, (None, None))[1],
-        )
-        for p in payouts
+    return (await payouts_of_entries([entry_id], settings, after_id=after_id, limit=limit))[
+        entry_id
     ]

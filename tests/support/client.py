@@ -41,6 +41,19 @@ class Api:
             raise GraphQLError(body["errors"])
         return body["data"]
 
+    async def counted(self, query: str, **variables: Any) -> tuple[dict[str, Any], int]:
+        """The data of a request and the number of SQL statements the server ran for it."""
+        headers = {"x-count-sql": "1"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        response = await self.http.post(
+            "graphql", json={"query": query, "variables": variables}, headers=headers
+        )
+        body = response.json()
+        if body.get("errors"):
+            raise GraphQLError(body["errors"])
+        return body["data"], int(response.headers["x-sql-statements"])
+
     async def error(self, query: str, **variables: Any) -> GraphQLError:
         """The error a request must give; fails the test when it succeeds."""
         body = await self.raw(query, variables)

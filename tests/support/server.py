@@ -15,6 +15,7 @@ from tortoise import Tortoise, connections
 from app.config import Settings
 from app.db import is_postgres
 from app.main import create_app
+from tests.support.sql_count import CountingApp
 from workers.runtime import worker_options
 
 ADMIN_TOKEN = "test-admin-token"
@@ -63,8 +64,10 @@ class LiveServer:
             mutation_rate_limit_per_minute=0,
         )
         self.app = create_app(self.settings, public_base_url=self.base_url)
+        # Served through the statement counter (tests/support/sql_count.py).
+        self.counting = CountingApp(self.app)
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+            self.counting, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
         )
         self.server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None
@@ -116,6 +119,9 @@ class LiveServer:
     async def wipe(self) -> None:
         """Empty every table between tests, keeping the schema."""
         await self.services.jobs.drain()
+        # Withdrawal ids start again at 1 in the emptied tables; WeChat's (the fake's) memory of
+        # paid transfer numbers must start again too.
+        self.app.routes[-1].app.state.wechat.transfers.clear()
         conn = connections.get("default")
         tables = [
             model._meta.db_table
