@@ -132,3 +132,16 @@ async def test_the_owner_sees_the_stores_orders_and_turnover(anonymous, admin):
     [store] = (await merchant(query))["myStores"]
     assert store["turnover"] == {"orderCount": 1, "paidFen": 2500}
     assert store["orders"]["items"] == [{"id": cashier["id"], "totalFen": 2500}]
+
+    # An unpaid order shows the owner its amount, never the buyer's payment handle.
+    unpaid = (
+        await customer(
+            "mutation($s: ID!) { createCashierOrder(input: {storeId: $s, amountFen: 900}) "
+            "{ id payParams { package } } }",
+            s=store_id,
+        )
+    )["createCashierOrder"]
+    assert unpaid["payParams"] is not None
+    query = "{ myStores { orders { items { id totalFen payParams { package } } } } }"
+    [store] = (await merchant(query))["myStores"]
+    assert store["orders"]["items"][0] == {"id": unpaid["id"], "totalFen": 900, "payParams": None}
