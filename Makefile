@@ -28,7 +28,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 bench: $(STAMP)
-	$(BIN)/rebate bench
+	$(BIN)/rebate bench --scale $(or $(BENCH_SCALE),full)
 
 audit: $(STAMP)
 	$(BIN)/rebate audit
