@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
 import os
 import sys
 import traceback
@@ -17,6 +18,9 @@ NAMES = ("engine", "settle", "notify", "progress", "entries_http", "memory")
 
 
 def run_benchmarks(names: list[str] | None, scale_name: str | None, output: Path) -> int:
+    # A line per request of a load or of the scene-setting would bury the figures.
+    for noisy in ("httpx", "tortoise"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     scale = SCALES[scale_name or os.environ.get("BENCH_SCALE", "full") or "full"]
     env = BenchEnv.from_environ()
     chosen = names or list(NAMES)

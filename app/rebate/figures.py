@@ -3,6 +3,7 @@ the same transaction as the entries they sum, and the reads the progress screen 
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -169,15 +170,21 @@ async def _load_blocks(queue_id: int, client: BaseDBAsyncClient) -> dict[int, Bu
     return blocks
 
 
+async def _versions(queue_ids: list[int], client: BaseDBAsyncClient) -> dict[int, int]:
+    marks = _marks(client, 1, len(queue_ids))
+    rows = await client.execute_query_dict(
+        f"SELECT id, version FROM rebate_queue WHERE id IN ({', '.join(marks)})", queue_ids
+    )
+    return {int(row["id"]): int(row["version"]) for row in rows}
+
+
 async def _blocks_before(
-    wanted: dict[int, set[int]], conn: BaseDBAsyncClient | None
+    wanted: dict[int, set[int]], versions: dict[int, int], client: BaseDBAsyncClient
 ) -> dict[tuple[int, int], BucketSums]:
     """For each (queue, block) asked: the sums of the queue's blocks before that block. From the
     cache at the database's version, else the queue is rebuilt from the database once."""
-    client = _client(conn)
-    versions = await Queue.filter(id__in=list(wanted)).using_db(client).values_list("id", "version")
     found: dict[tuple[int, int], BucketSums] = {}
-    for queue_id, version in versions:
+    for queue_id, version in versions.items():
         buckets = sorted(wanted[queue_id])
         cached: list[BucketSums | None] = []
         for bucket in buckets:
@@ -240,8 +247,16 @@ async def ahead_of_many(
     for queue_id, number in distinct:
         wanted[queue_id].add(bucket_of(number))
     client = _client(conn)
-    before = await _blocks_before(wanted, client)
-    within = await _within_blocks(distinct, completed_first, client)
+    queue_ids = sorted(wanted)
+    if conn is None:
+        # Two independent reads on two pooled connections: the screen waits for one round trip.
+        versions, within = await asyncio.gather(
+            _versions(queue_ids, client), _within_blocks(distinct, completed_first, client)
+        )
+    else:
+        versions = await _versions(queue_ids, client)
+        within = await _within_blocks(distinct, completed_first, client)
+    before = await _blocks_before(wanted, versions, client)
     answer: dict[tuple[int, int], tuple[int, int]] = {}
     for (queue_id, number), (count, fen) in zip(distinct, within, strict=True):
         sums = before.get((queue_id, bucket_of(number)), BucketSums(0, 0, 0, 0))

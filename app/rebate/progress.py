@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -68,11 +69,13 @@ async def entry_views(
         for entry in entries
         if entry.status == EntryStatus.WAITING and display.show_queue_process
     ]
-    ahead = await ahead_of_many(
-        [(entry.queue_id, entry.number) for entry in measured], settings.reward_order
-    )
-    inflows = await daily_inflows(
-        [entry.queue_id for entry in measured], now.astimezone(get_settings().timezone).date()
+    ahead, inflows = await asyncio.gather(
+        ahead_of_many(
+            [(entry.queue_id, entry.number) for entry in measured], settings.reward_order
+        ),
+        daily_inflows(
+            [entry.queue_id for entry in measured], now.astimezone(get_settings().timezone).date()
+        ),
     )
     return [_view(entry, display, ahead, inflows) for entry in entries]
 
