@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
+from tortoise.models import Model
 
+from app.members.models import MemberLevel, TeamLevel
 from app.orders.models import OrderLine
 from app.rebate import progress
 from app.rebate.settings import RebateSettings, load_rebate_settings
+
+M = TypeVar("M", bound=Model)
+
+
+def _by_id(model: type[M]) -> Callable[[list[int]], Awaitable[list[M | None]]]:
+    """A batch function reading rows of `model` by id, None for an id that is gone."""
+
+    async def load(ids: list[int]) -> list[M | None]:
+        rows = {row.id: row for row in await model.filter(id__in=ids)}
+        return [rows.get(row_id) for row_id in ids]
+
+    return load
+
 
 # (entry id, page size, payout id the page starts after)
 PayoutPageKey = tuple[int, int, int | None]
@@ -22,10 +39,14 @@ class Loaders:
     _settings: RebateSettings | None = None
     payouts: DataLoader[PayoutPageKey, list[progress.PayoutView]] = field(init=False)
     order_lines: DataLoader[int, list[OrderLine]] = field(init=False)
+    member_levels: DataLoader[int, MemberLevel | None] = field(init=False)
+    team_levels: DataLoader[int, TeamLevel | None] = field(init=False)
 
     def __post_init__(self) -> None:
         self.payouts = DataLoader(load_fn=self._load_payouts)
         self.order_lines = DataLoader(load_fn=self._load_order_lines)
+        self.member_levels = DataLoader(load_fn=_by_id(MemberLevel))
+        self.team_levels = DataLoader(load_fn=_by_id(TeamLevel))
 
     async def rebate_settings(self) -> RebateSettings:
         """The plugin settings, read once per request."""

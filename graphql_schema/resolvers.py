@@ -47,14 +47,14 @@ def _given(value: Any) -> Any:
     return None if value is strawberry.UNSET else value
 
 
-async def user_type(user: User) -> t.User:
+async def user_type(ctx: Context, user: User) -> t.User:
     member_level = team_level = None
     if user.member_level_id:
-        level = await MemberLevel.filter(id=user.member_level_id).first()
+        level = await ctx.loaders.member_levels.load(user.member_level_id)
         if level:
             member_level = t.MemberLevel(id=_id(level.id), name=level.name, rank=level.rank)
     if user.team_level_id:
-        team = await TeamLevel.filter(id=user.team_level_id).first()
+        team = await ctx.loaders.team_levels.load(user.team_level_id)
         if team:
             team_level = t.TeamLevel(
                 id=_id(team.id), name=team.name, rate_bp=team.rate_bp, shareholder=team.shareholder
@@ -160,7 +160,7 @@ def entry_type(view: progress.EntryView) -> t.QueueEntry:
 
 
 async def me(ctx: Context) -> t.User:
-    return await user_type(await members.get_user(ctx.require_user()))
+    return await user_type(ctx, await members.get_user(ctx.require_user()))
 
 
 async def products(
@@ -303,7 +303,7 @@ async def login(
         referrer_code=referrer_code,
     )
     return t.AuthPayload(
-        token=issue_token(user.id, ctx.settings.secret_key), user=await user_type(user)
+        token=issue_token(user.id, ctx.settings.secret_key), user=await user_type(ctx, user)
     )
 
 
@@ -446,7 +446,7 @@ async def upsert_member_level(ctx: Context, data: Any) -> t.MemberLevel:
 
 async def set_user_levels(ctx: Context, user_id: Any, changes: dict[str, Any]) -> t.User:
     ctx.require_admin()
-    return await user_type(await members.set_user_levels(user_id, changes))
+    return await user_type(ctx, await members.set_user_levels(user_id, changes))
 
 
 async def enable_rebate_for_all_products(ctx: Context) -> int:
@@ -793,7 +793,7 @@ async def my_team(ctx: Context, first: int | None, after: str | None) -> t.UserP
     rows = await team_of(user_id, before_id=decode_cursor("user", after), limit=size + 1)
     rows, cursor = page_of(rows, size, "user")
     return t.UserPage(
-        items=[await user_type(u) for u in rows],
+        items=list(await asyncio.gather(*(user_type(ctx, u) for u in rows))),
         next_cursor=cursor,
     )
 

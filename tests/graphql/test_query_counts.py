@@ -82,3 +82,41 @@ async def test_my_commissions_read_a_bounded_number_of_statements(anonymous, adm
     assert len(ten["myCommissions"]["items"]) == 10
     assert [c["amountFen"] for c in hundred["myCommissions"]["items"]] == [1680] * 60
     assert statements_for_hundred == statements_for_ten <= 2
+
+
+async def test_my_team_with_levels_and_my_orders_read_a_bounded_number_of_statements(
+    anonymous, admin
+):
+    from app.members.models import MemberLevel, TeamLevel, User
+
+    referrer = await anonymous.login("leader")
+    code = (await referrer("{ me { referrerCode } }"))["me"]["referrerCode"]
+    gold = await MemberLevel.create(name="金卡", rank=2)
+    silver = await MemberLevel.create(name="银卡", rank=1)
+    team = await TeamLevel.create(name="团长", rate_bp=300, shareholder=False)
+    for index in range(30):
+        member = await anonymous.login(f"member{index}", referrer_code=code)
+        await User.filter(id=int(member.user_id)).update(
+            member_level_id=(gold if index % 2 else silver).id, team_level_id=team.id
+        )
+    query = """query($first: Int) { myTeam(first: $first) { items {
+      id memberLevel { name rank } teamLevel { name rateBp } } nextCursor } }"""
+    ten, statements_for_ten = await referrer.counted(query, first=10)
+    thirty, statements_for_thirty = await referrer.counted(query, first=30)
+    assert len(ten["myTeam"]["items"]) == 10
+    levels = {item["memberLevel"]["name"] for item in thirty["myTeam"]["items"]}
+    assert len(thirty["myTeam"]["items"]) == 30 and levels == {"金卡", "银卡"}
+    assert statements_for_thirty == statements_for_ten <= 3
+
+    product = (
+        await upsert_product({"name": "礼盒", "price_fen": 500, "rebate": {"enabled": True}})
+    ).id
+    buyer = await anonymous.login("orders")
+    order_ids = await _orders(int(buyer.user_id), [product, product], 30, "orders")
+    await settle_orders(order_ids, now=NOW)
+    query = """query($first: Int) { myOrders(first: $first) { items {
+      id status lines { id paidFen queueKey } } nextCursor } }"""
+    ten, statements_for_ten = await buyer.counted(query, first=10)
+    thirty, statements_for_thirty = await buyer.counted(query, first=30)
+    assert [len(order["lines"]) for order in thirty["myOrders"]["items"]] == [2] * 30
+    assert statements_for_thirty == statements_for_ten <= 2
