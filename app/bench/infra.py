@@ -41,9 +41,8 @@ class BenchEnv:
         )
 
 
-@contextlib.asynccontextmanager
-async def fresh_database(env: BenchEnv, label: str) -> AsyncIterator[str]:
-    """A new, empty PostgreSQL database for one benchmark, dropped afterwards."""
+async def create_database(env: BenchEnv, label: str) -> str:
+    """A new, empty PostgreSQL database; its URL."""
     name = f"rebate_bench_{label}_{os.getpid()}_{secrets.token_hex(3)}"
     admin = await asyncpg.connect(env.postgres_admin_url)
     try:
@@ -51,14 +50,26 @@ async def fresh_database(env: BenchEnv, label: str) -> AsyncIterator[str]:
     finally:
         await admin.close()
     base, _, _ = env.postgres_admin_url.rpartition("/")
+    return f"{base}/{name}"
+
+
+async def drop_database(env: BenchEnv, database_url: str) -> None:
+    name = database_url.rpartition("/")[2]
+    admin = await asyncpg.connect(env.postgres_admin_url)
     try:
-        yield f"{base}/{name}"
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
-        admin = await asyncpg.connect(env.postgres_admin_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(env: BenchEnv, label: str) -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database for one benchmark, dropped afterwards."""
+    database_url = await create_database(env, label)
+    try:
+        yield database_url
+    finally:
+        await drop_database(env, database_url)
 
 
 async def flushed_redis(env: BenchEnv) -> str:

@@ -12,7 +12,6 @@ from app.bench.infra import (
     BenchEnv,
     flushed_redis,
     free_port,
-    fresh_database,
     rebate_process,
     rss_bytes,
     service_environ,
@@ -20,8 +19,7 @@ from app.bench.infra import (
 )
 from app.bench.report import BenchResult, Progress
 from app.bench.scale import Scale
-from app.bench.seed import seed_waiting_queue
-from app.db import close_db, init_db, migrate_db
+from app.bench.seed import shared_seeded_queue
 from app.members.tokens import issue_token
 
 MIB = 1024 * 1024
@@ -55,29 +53,23 @@ async def run(scale: Scale, progress: Progress, env: BenchEnv) -> BenchResult:
 
 async def _resident(env: BenchEnv, waiting: int, progress: Progress, stage: str) -> dict[str, Any]:
     """RSS of a `rebate serve` process after it has served the progress screens of a queue."""
-    async with fresh_database(env, "memory") as database_url:
-        await migrate_db(database_url)
-        await init_db(database_url)
-        try:
-            seeded = await seed_waiting_queue(waiting, owner_entries=min(20, waiting - 1))
-        finally:
-            await close_db()
-        redis_url = await flushed_redis(env)
-        port = free_port()
-        base_url = f"http://127.0.0.1:{port}"
-        environ = service_environ(database_url, redis_url, JOBS_INTERVAL_SECONDS="0")
-        log = env.workdir / f"memory-{waiting}.log"
-        args = ["serve", "--port", str(port)]
-        with rebate_process(args, environ, log) as server:
-            await wait_healthy(base_url)
-            token = issue_token(seeded.owner_id, SECRET_KEY)
-            last = seeded.owner_entry_ids[-1]
-            samples = []
-            async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
-                for round_ in range(ROUNDS):
-                    await _screens(http, token, last)
-                    samples.append(rss_bytes(server.pid) / MIB)
-                    progress.update(round_ + 1, ROUNDS, stage)
+    database_url, seeded = await shared_seeded_queue(env, waiting, progress)
+    redis_url = await flushed_redis(env)
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    environ = service_environ(database_url, redis_url, JOBS_INTERVAL_SECONDS="0")
+    log = env.workdir / f"memory-{waiting}.log"
+    args = ["serve", "--port", str(port)]
+    with rebate_process(args, environ, log) as server:
+        await wait_healthy(base_url)
+        token = issue_token(seeded.owner_id, SECRET_KEY)
+        last = seeded.owner_entry_ids[-1]
+        samples = []
+        async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+            for round_ in range(ROUNDS):
+                await _screens(http, token, last)
+                samples.append(rss_bytes(server.pid) / MIB)
+                progress.update(round_ + 1, ROUNDS, stage)
     return {
         "waiting": waiting,
         "rss_mib": max(samples),

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 from redis.asyncio import Redis
 from tortoise import connections
 
-from app.bench.infra import BenchEnv, flushed_redis, fresh_database
+from app.bench.infra import BenchEnv, flushed_redis
 from app.bench.report import BenchResult, Progress, percentile
 from app.bench.scale import Scale
-from app.bench.seed import seed_waiting_queue
-from app.db import close_db, init_db, migrate_db
+from app.bench.seed import SeededQueue, shared_seeded_queue
+from app.db import close_db, init_db
 from app.rebate import progress as entry_progress
 from app.rebate.figure_cache import RedisFigureCache
 from app.rebate.figures import use_figure_cache
@@ -24,20 +24,18 @@ BASELINE_SAMPLES = 30
 
 
 async def run(scale: Scale, progress: Progress, env: BenchEnv) -> BenchResult:
-    async with fresh_database(env, "progress") as database_url:
-        await migrate_db(database_url)
-        await init_db(database_url)
-        redis = Redis.from_url(await flushed_redis(env))
-        use_figure_cache(RedisFigureCache(redis))
-        try:
-            return await _measure(scale, progress)
-        finally:
-            await redis.aclose()
-            await close_db()
+    database_url, seeded = await shared_seeded_queue(env, scale.progress_waiting, progress)
+    await init_db(database_url)
+    redis = Redis.from_url(await flushed_redis(env))
+    use_figure_cache(RedisFigureCache(redis))
+    try:
+        return await _measure(scale, progress, seeded)
+    finally:
+        await redis.aclose()
+        await close_db()
 
 
-async def _measure(scale: Scale, progress: Progress) -> BenchResult:
-    seeded = await seed_waiting_queue(scale.progress_waiting, progress=progress)
+async def _measure(scale: Scale, progress: Progress, seeded: SeededQueue) -> BenchResult:
     entry = await QueueEntry.get(id=seeded.owner_entry_ids[-1])
     settings = await load_rebate_settings()
     now = datetime.now(UTC)

@@ -14,9 +14,12 @@ from datetime import UTC, datetime
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
 
+from app.bench.infra import BenchEnv, create_database, drop_database
 from app.bench.report import Progress
 from app.catalog.service import upsert_product
+from app.db import close_db, init_db, migrate_db
 from app.members.service import login_with_openid
 from app.orders.service import LineRequest, create_order, record_payment
 from app.rebate.figures import BUCKET_SIZE
@@ -109,44 +112,50 @@ async def seed_waiting_queue(
     done = 0
     for first in range(1, clones + 1, CHUNK):
         last = min(clones, first + CHUNK - 1)
-        await _clone(
-            conn,
-            "app_order",
-            template.order_id,
-            first,
-            last,
-            {
-                "id": f"{order_base} + g",
-                "out_trade_no": "'SEED' || lpad(g::text, 12, '0')",
-                "transaction_id": "'seed' || g",
-                "user_id": user,
-            },
-        )
-        await _clone(
-            conn,
-            "order_line",
-            template.line_id,
-            first,
-            last,
-            {"id": f"{line_base} + g", "order_id": f"{order_base} + g"},
-        )
-        await _clone(
-            conn,
-            "queue_entry",
-            template.id,
-            first,
-            last,
-            {
-                "id": f"{entry_base} + g",
-                "number": "t.number + g",
-                "order_id": f"{order_base} + g",
-                "line_id": f"{line_base} + g",
-                "user_id": user,
-            },
-        )
+        async with in_transaction() as conn:
+            # The copies reference rows that exist (the template's, and the copies of this
+            # chunk): checking each reference row by row would take most of the time.
+            await conn.execute_query("SET LOCAL session_replication_role = replica")
+            await conn.execute_query("SET LOCAL synchronous_commit = off")
+            await _clone(
+                conn,
+                "app_order",
+                template.order_id,
+                first,
+                last,
+                {
+                    "id": f"{order_base} + g",
+                    "out_trade_no": "'SEED' || lpad(g::text, 12, '0')",
+                    "transaction_id": "'seed' || g",
+                    "user_id": user,
+                },
+            )
+            await _clone(
+                conn,
+                "order_line",
+                template.line_id,
+                first,
+                last,
+                {"id": f"{line_base} + g", "order_id": f"{order_base} + g"},
+            )
+            await _clone(
+                conn,
+                "queue_entry",
+                template.id,
+                first,
+                last,
+                {
+                    "id": f"{entry_base} + g",
+                    "number": "t.number + g",
+                    "order_id": f"{order_base} + g",
+                    "line_id": f"{line_base} + g",
+                    "user_id": user,
+                },
+            )
         done = last
         if progress is not None:
             progress.update(done, clones, "seeding the queue")
+    conn = connections.get("default")
     for table in ("app_order", "order_line", "queue_entry"):
         await conn.execute_query(
             f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))"
@@ -184,3 +193,37 @@ async def _recompute_figures(conn: BaseDBAsyncClient, queue_id: int) -> None:
         "WHERE queue_id = $1 AND status = 'WAITING') s WHERE q.id = $1",
         [queue_id],
     )
+
+
+# Seeding a million entries takes minutes: the benchmarks that only read the queue share one
+# database per run (see `drop_shared`).
+_shared: dict[int, tuple[str, SeededQueue]] = {}
+
+
+async def shared_seeded_queue(
+    env: BenchEnv, waiting: int, progress: Progress | None = None
+) -> tuple[str, SeededQueue]:
+    """The URL of a database holding a seeded queue of `waiting` entries, and the queue; made
+    the first time it is asked for in this run. The caller must only read it."""
+    if waiting not in _shared:
+        database_url = await create_database(env, f"queue{waiting}")
+        try:
+            await migrate_db(database_url)
+            await init_db(database_url)
+            try:
+                seeded = await seed_waiting_queue(
+                    waiting, owner_entries=min(20, waiting - 1), progress=progress
+                )
+            finally:
+                await close_db()
+        except BaseException:
+            await drop_database(env, database_url)
+            raise
+        _shared[waiting] = (database_url, seeded)
+    return _shared[waiting]
+
+
+async def drop_shared(env: BenchEnv) -> None:
+    for database_url, _ in _shared.values():
+        await drop_database(env, database_url)
+    _shared.clear()
