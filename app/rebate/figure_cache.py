@@ -170,6 +170,14 @@ class FigureCache(ABC):
         """Sums over all buckets `< bucket`, or None unless the queue is cached at `version`."""
 
     @abstractmethod
+    async def prefix_any(self, queue_id: int, bucket: int) -> tuple[int, BucketSums] | None:
+        """(version, sums over all buckets `< bucket`) at whatever version is cached, or None.
+
+        Lets a reader ask the cache and the database at the same time and keep the answer only
+        when the two versions agree.
+        """
+
+    @abstractmethod
     async def drop(self, queue_id: int) -> None:
         """Forget the queue; the next reader rebuilds it."""
 
@@ -223,6 +231,14 @@ class InMemoryFigureCache(FigureCache):
             if tree is None or tree.version != version:
                 return None
             return fenwick_prefix(tree.nodes, tree.size, bucket)
+
+    async def prefix_any(self, queue_id: int, bucket: int) -> tuple[int, BucketSums] | None:
+        _check_bucket(bucket)
+        async with self._lock:
+            tree = self._trees.get(queue_id)
+            if tree is None:
+                return None
+            return tree.version, fenwick_prefix(tree.nodes, tree.size, bucket)
 
     async def drop(self, queue_id: int) -> None:
         async with self._lock:
@@ -293,7 +309,38 @@ if #fields == 0 then return {} end
 return redis.call('HMGET', KEYS[1], unpack(fields))
 """
 
+# The same at whatever version is cached: KEYS[1] the queue's hash, ARGV[1] the bucket. Returns
+# nil when the queue is not cached, else the version followed by the values as above.
+_PREFIX_ANY_LUA = """
+local version = redis.call('HGET', KEYS[1], 'version')
+if not version then return false end
+local size = tonumber(redis.call('HGET', KEYS[1], 'size'))
+local node = math.min(tonumber(ARGV[1]), size)
+local fields = {}
+while node > 0 do
+  table.insert(fields, 'wc:' .. node)
+  table.insert(fields, 'wf:' .. node)
+  table.insert(fields, 'cc:' .. node)
+  table.insert(fields, 'cf:' .. node)
+  node = node - bit.band(node, -node)
+end
+local answer = {version}
+if #fields > 0 then
+  local values = redis.call('HMGET', KEYS[1], unpack(fields))
+  for i = 1, #fields do answer[i + 1] = values[i] end
+end
+return answer
+"""
+
 _FIELD_NAMES = ("wc", "wf", "cc", "cf")
+
+
+def _node_sums(values: list[object]) -> BucketSums:
+    totals = [0, 0, 0, 0]
+    for index, value in enumerate(values):
+        if value is not None:
+            totals[index % 4] += int(value)  # type: ignore[call-overload]
+    return BucketSums(*totals)
 
 
 class RedisFigureCache(FigureCache):
@@ -307,6 +354,7 @@ class RedisFigureCache(FigureCache):
         self._prefix = key_prefix
         self._apply = redis.register_script(_APPLY_LUA)
         self._prefix_sums = redis.register_script(_PREFIX_LUA)
+        self._prefix_any = redis.register_script(_PREFIX_ANY_LUA)
 
     def key(self, queue_id: int) -> str:
         return f"{self._prefix}{queue_id}"
@@ -342,11 +390,14 @@ class RedisFigureCache(FigureCache):
         values = await self._prefix_sums(keys=[self.key(queue_id)], args=[version, bucket])
         if values is None:
             return None
-        totals = [0, 0, 0, 0]
-        for index, value in enumerate(values):
-            if value is not None:
-                totals[index % 4] += int(value)
-        return BucketSums(*totals)
+        return _node_sums(values)
+
+    async def prefix_any(self, queue_id: int, bucket: int) -> tuple[int, BucketSums] | None:
+        _check_bucket(bucket)
+        answer = await self._prefix_any(keys=[self.key(queue_id)], args=[bucket])
+        if answer is None:
+            return None
+        return int(answer[0]), _node_sums(list(answer[1:]))
 
     async def drop(self, queue_id: int) -> None:
         await self._redis.delete(self.key(queue_id))

@@ -11,9 +11,9 @@ from datetime import date, timedelta
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from app.bulk import Params, insert_rows
 from app.enums import EntryStatus, RewardOrder
 from app.rebate.figure_cache import BucketSums, FigureCache, InMemoryFigureCache
-from app.rebate.models import Queue
 
 BUCKET_SIZE = 1024
 INFLOW_DAYS = 7
@@ -61,52 +61,70 @@ class FigureDeltas:
         row[2] += returned
 
     async def flush(self, conn: BaseDBAsyncClient) -> None:
-        """Write the deltas; the caller holds the locks of every queue they touch."""
-        postgres = conn.capabilities.dialect == "postgres"
-
-        def marks(n: int) -> str:
-            return ", ".join(f"${i}" if postgres else "?" for i in range(1, n + 1))
-
+        """Write the deltas, in three statements whatever their number; the caller holds the
+        locks of every queue they touch."""
         changed: dict[int, dict[int, BucketSums]] = defaultdict(dict)
         for (queue_id, bucket), (wc, wf, cc, cf) in self.buckets.items():
             if wc or wf or cc or cf:
                 changed[queue_id][bucket] = BucketSums(wc, wf, cc, cf)
-        for queue_id, deltas in sorted(changed.items()):
-            (version,) = (
-                await Queue.filter(id=queue_id).using_db(conn).values_list("version", flat=True)
+        if changed:
+            p = Params(conn)
+            bumped = await conn.execute_query_dict(
+                "UPDATE rebate_queue SET version = version + 1 "
+                f"WHERE {p.among('id', sorted(changed))} RETURNING id, version",
+                p.values,
             )
-            await Queue.filter(id=queue_id).using_db(conn).update(version=version + 1)
-            before = self.written.get(queue_id)
-            merged = dict(before[2]) if before else {}
-            for bucket, delta in deltas.items():
-                merged[bucket] = merged[bucket] + delta if bucket in merged else delta
-            self.written[queue_id] = (before[0] if before else version, version + 1, merged)
-
-        for (queue_id, bucket), (wc, wf, cc, cf) in sorted(self.buckets.items()):
-            if not (wc or wf or cc or cf):
-                continue
-            await conn.execute_query(
-                "INSERT INTO queue_bucket (queue_id, bucket, waiting_count, waiting_fen, "
-                f"completed_count, completed_fen) VALUES ({marks(6)}) "
-                "ON CONFLICT (queue_id, bucket) DO UPDATE SET "
-                "waiting_count = queue_bucket.waiting_count + excluded.waiting_count, "
-                "waiting_fen = queue_bucket.waiting_fen + excluded.waiting_fen, "
-                "completed_count = queue_bucket.completed_count + excluded.completed_count, "
-                "completed_fen = queue_bucket.completed_fen + excluded.completed_fen",
-                [queue_id, bucket, wc, wf, cc, cf],
-            )
-        for (queue_id, day), (contributed, paid_out, returned) in sorted(self.days.items()):
-            await conn.execute_query(
-                "INSERT INTO queue_day "
-                "(queue_id, day, contributed_fen, paid_out_fen, returned_fen) "
-                f"VALUES ({marks(5)}) ON CONFLICT (queue_id, day) DO UPDATE SET "
-                "contributed_fen = queue_day.contributed_fen + excluded.contributed_fen, "
-                "paid_out_fen = queue_day.paid_out_fen + excluded.paid_out_fen, "
-                "returned_fen = queue_day.returned_fen + excluded.returned_fen",
-                [queue_id, day, contributed, paid_out, returned],
-            )
+            for row in bumped:
+                queue_id, version = int(row["id"]), int(row["version"]) - 1
+                before = self.written.get(queue_id)
+                merged = dict(before[2]) if before else {}
+                for bucket, delta in changed[queue_id].items():
+                    merged[bucket] = merged[bucket] + delta if bucket in merged else delta
+                self.written[queue_id] = (before[0] if before else version, version + 1, merged)
+        await insert_rows(
+            conn,
+            "queue_bucket",
+            _BUCKET_COLUMNS,
+            [
+                (queue_id, bucket, *sums)
+                for (queue_id, bucket), sums in sorted(self.buckets.items())
+                if any(sums)
+            ],
+            on_conflict="(queue_id, bucket) DO UPDATE SET "
+            "waiting_count = queue_bucket.waiting_count + excluded.waiting_count, "
+            "waiting_fen = queue_bucket.waiting_fen + excluded.waiting_fen, "
+            "completed_count = queue_bucket.completed_count + excluded.completed_count, "
+            "completed_fen = queue_bucket.completed_fen + excluded.completed_fen",
+        )
+        await insert_rows(
+            conn,
+            "queue_day",
+            _DAY_COLUMNS,
+            [(queue_id, day, *sums) for (queue_id, day), sums in sorted(self.days.items())],
+            on_conflict="(queue_id, day) DO UPDATE SET "
+            "contributed_fen = queue_day.contributed_fen + excluded.contributed_fen, "
+            "paid_out_fen = queue_day.paid_out_fen + excluded.paid_out_fen, "
+            "returned_fen = queue_day.returned_fen + excluded.returned_fen",
+        )
         self.buckets.clear()
         self.days.clear()
+
+
+_BUCKET_COLUMNS = (
+    ("queue_id", "int"),
+    ("bucket", "bigint"),
+    ("waiting_count", "bigint"),
+    ("waiting_fen", "bigint"),
+    ("completed_count", "bigint"),
+    ("completed_fen", "bigint"),
+)
+_DAY_COLUMNS = (
+    ("queue_id", "int"),
+    ("day", "date"),
+    ("contributed_fen", "bigint"),
+    ("paid_out_fen", "bigint"),
+    ("returned_fen", "bigint"),
+)
 
 
 _cache: FigureCache = InMemoryFigureCache()
@@ -176,6 +194,13 @@ async def _versions(queue_ids: list[int], client: BaseDBAsyncClient) -> dict[int
         f"SELECT id, version FROM rebate_queue WHERE id IN ({', '.join(marks)})", queue_ids
     )
     return {int(row["id"]): int(row["version"]) for row in rows}
+
+
+async def _cached_any(queue_id: int, bucket: int) -> tuple[int, BucketSums] | None:
+    try:
+        return await _cache.prefix_any(queue_id, bucket)
+    except Exception:  # the cache is a copy: without it the database answers
+        return None
 
 
 async def _blocks_before(
@@ -248,15 +273,29 @@ async def ahead_of_many(
         wanted[queue_id].add(bucket_of(number))
     client = _client(conn)
     queue_ids = sorted(wanted)
+    before: dict[tuple[int, int], BucketSums] = {}
     if conn is None:
-        # Two independent reads on two pooled connections: the screen waits for one round trip.
-        versions, within = await asyncio.gather(
-            _versions(queue_ids, client), _within_blocks(distinct, completed_first, client)
+        # The database and the cache are asked at once, so the screen waits for one round trip;
+        # a cached sum is kept only when its version is the one the database gave.
+        blocks = sorted((queue_id, b) for queue_id, buckets in wanted.items() for b in buckets)
+        versions, within, *cached = await asyncio.gather(
+            _versions(queue_ids, client),
+            _within_blocks(distinct, completed_first, client),
+            *(_cached_any(queue_id, bucket) for queue_id, bucket in blocks),
         )
+        missing: dict[int, set[int]] = defaultdict(set)
+        for (queue_id, bucket), hit in zip(blocks, cached, strict=True):
+            if hit is not None and hit[0] == versions.get(queue_id):
+                before[(queue_id, bucket)] = hit[1]
+            else:
+                missing[queue_id].add(bucket)
+        wanted = missing
     else:
         versions = await _versions(queue_ids, client)
         within = await _within_blocks(distinct, completed_first, client)
-    before = await _blocks_before(wanted, versions, client)
+    if wanted:
+        present = {queue_id: versions[queue_id] for queue_id in wanted if queue_id in versions}
+        before.update(await _blocks_before(wanted, present, client))
     answer: dict[tuple[int, int], tuple[int, int]] = {}
     for (queue_id, number), (count, fen) in zip(distinct, within, strict=True):
         sums = before.get((queue_id, bucket_of(number)), BucketSums(0, 0, 0, 0))

@@ -213,6 +213,15 @@ class CacheMachine(RuleBasedStateMachine):
         else:
             assert got == brute_prefix(self.history[queue][version], bucket)
 
+    @rule(queue=st.sampled_from([1, 2]), bucket=buckets)
+    def prefix_at_the_cached_version(self, queue: int, bucket: int) -> None:
+        got = self.run(self.cache.prefix_any(queue, bucket))
+        cached = self.cached[queue]
+        if cached is None:
+            assert got is None
+        else:
+            assert got == (cached[0], brute_prefix(self.history[queue][cached[0]], bucket))
+
     @precondition(
         lambda self: self.cached[1] is not None and self.cached[1][0] == self.db_version[1]
     )
