@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-# Small queues start with room for 64 blocks (65,536 entries) so they do not regrow every block.
-MIN_TREE_SIZE = 64
+# Small queues start with room for 256 blocks (65,536 entries) so they do not regrow every block.
+MIN_TREE_SIZE = 256
 DEFAULT_TTL_SECONDS = 3600
 KEY_PREFIX = "rebate:figures:"
 

@@ -15,7 +15,7 @@ from app.bulk import Params, insert_rows
 from app.enums import EntryStatus, RewardOrder
 from app.rebate.figure_cache import BucketSums, FigureCache, InMemoryFigureCache
 
-BUCKET_SIZE = 1024
+BUCKET_SIZE = 256
 INFLOW_DAYS = 7
 
 

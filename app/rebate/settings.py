@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from app.enums import DeductionMode, LotteryMode, ResetSchedule, RewardOrder, SettleOn
@@ -20,7 +22,7 @@ _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class LevelRatio(_Strict):
@@ -197,14 +199,28 @@ def merge_patch(current: BaseModel, patch: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-async def load_rebate_settings(conn: BaseDBAsyncClient | None = None) -> RebateSettings:
-    from app.rebate.models import PluginSettings
+# The last settings read, by their stored text: every screen reads them, and validating the
+# document costs more than reading it. The object is frozen, so sharing it is safe.
+_last_read: tuple[str, RebateSettings] | None = None
 
-    query = PluginSettings.filter(key="rebate")
-    if conn is not None:
-        query = query.using_db(conn)
-    row = await query.first()
-    return RebateSettings.model_validate(row.data) if row else RebateSettings()
+
+async def load_rebate_settings(conn: BaseDBAsyncClient | None = None) -> RebateSettings:
+    global _last_read
+    client = conn or connections.get("default")
+    mark = "$1" if client.capabilities.dialect == "postgres" else "?"
+    rows = await client.execute_query_dict(
+        f"SELECT data FROM plugin_settings WHERE key = {mark}", ["rebate"]
+    )
+    if not rows:
+        return RebateSettings()
+    raw = rows[0]["data"]
+    text = raw if isinstance(raw, str) else json.dumps(raw, sort_keys=True)
+    last = _last_read
+    if last is not None and last[0] == text:
+        return last[1]
+    settings = RebateSettings.model_validate_json(text)
+    _last_read = (text, settings)
+    return settings
 
 
 async def save_rebate_settings(settings: RebateSettings, conn: BaseDBAsyncClient) -> None:

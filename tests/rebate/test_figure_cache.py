@@ -332,7 +332,7 @@ async def test_apply_to_an_uncached_queue_does_nothing(cache: FigureCache):
 
 async def test_a_bucket_beyond_the_tree_grows_or_rebuilds(cache: FigureCache):
     await cache.load(7, 1, {3: s(1, 10)})
-    far = MIN_TREE_SIZE * 5 + 3  # beyond the 64-block tree: needs 512
+    far = MIN_TREE_SIZE * 5 + 3  # beyond the smallest tree: it must grow
     await cache.apply(7, 1, 2, {far: s(2, 20), 4: s(1, 1)})
     got = await cache.prefix(7, 2, far + 1)
     if isinstance(cache, RedisFigureCache):
