@@ -198,8 +198,13 @@ def worker_options(
     async def startup(ctx: dict[str, Any]) -> None:
         if database_url is not None:
             from app.db import init_db
+            from app.rebate.figure_cache import RedisFigureCache
+            from app.rebate.figures import use_figure_cache
 
             await init_db(database_url)
+            # A worker process of its own keeps the API's cached block sums current (Redis)
+            # instead of a copy in its own memory that nobody reads.
+            use_figure_cache(RedisFigureCache(ctx["redis"]))
         ctx["gateway"] = gateway
         ctx["clock"] = clock
         # A worker that died mid-job lost nothing: what is due is settled now.

@@ -8,15 +8,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Protocol
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.functions import Sum
 from tortoise.transactions import in_transaction
 
+from app.bulk import Params, insert_rows
 from app.distribution.models import Commission
 from app.distribution.settings import HARD_MAX_DEPTH, load_distribution_settings
 from app.enums import CommissionKind, CommissionStatus, OrderStatus
-from app.ledger.service import PLATFORM_SALES, post, user_cash, user_commission_pending
+from app.ledger.service import (
+    PLATFORM_SALES,
+    Txn,
+    post,
+    post_many,
+    user_cash,
+    user_commission_pending,
+)
 from app.members.models import TeamLevel, User
 from app.money import apply_ratio
 from app.notifications.models import NotificationEvent
@@ -31,30 +40,66 @@ def commission_key(kind: CommissionKind, line_id: int, beneficiary_id: int) -> s
     return f"commission:{kind.value.lower()}:{line_id}:{beneficiary_id}"
 
 
-async def _uplines(buyer_id: int, depth: int, conn: BaseDBAsyncClient) -> list[tuple[int, int]]:
-    """(user id, team level rate) of the buyer's referrer and up, at most `depth` of them."""
-    chain: list[tuple[int, int | None]] = []
-    seen = {buyer_id}
-    current = buyer_id
-    while len(chain) < depth:
-        rows = await User.filter(id=current).using_db(conn).values_list("referrer_id", flat=True)
-        referrer_id = rows[0] if rows else None
-        # Binding forbids cycles, but a bad row must not make a buyer's own money loop back.
-        if referrer_id is None or referrer_id in seen:
-            break
-        seen.add(referrer_id)
-        level = (
-            await User.filter(id=referrer_id).using_db(conn).values_list("team_level_id", flat=True)
-        )
-        chain.append((referrer_id, level[0] if level else None))
-        current = referrer_id
-    level_ids = {level_id for _, level_id in chain if level_id is not None}
+async def _uplines(
+    buyer_ids: set[int], depth: int, conn: BaseDBAsyncClient
+) -> dict[int, list[tuple[int, int]]]:
+    """(user id, team level rate) of each buyer's referrer and up, at most `depth` of them, read
+    for all the buyers together: one statement per tier, one for the levels."""
+    known: dict[int, tuple[int | None, int | None]] = {}  # user → (referrer, team level)
+
+    async def read(user_ids: set[int]) -> None:
+        wanted = sorted(user_ids - known.keys())
+        if not wanted:
+            return
+        p = Params(conn)
+        for row in await conn.execute_query_dict(
+            f"SELECT id, referrer_id, team_level_id FROM app_user WHERE {p.among('id', wanted)}",
+            p.values,
+        ):
+            known[row["id"]] = (row["referrer_id"], row["team_level_id"])
+
+    chains: dict[int, list[int]] = {buyer: [] for buyer in buyer_ids}
+    seen = {buyer: {buyer} for buyer in buyer_ids}
+    current = {buyer: buyer for buyer in buyer_ids}
+    while current:
+        await read(set(current.values()))
+        following: dict[int, int] = {}
+        for buyer, user_id in current.items():
+            referrer_id = known.get(user_id, (None, None))[0]
+            # Binding forbids cycles, but a bad row must not make a buyer's own money loop back.
+            if referrer_id is None or referrer_id in seen[buyer]:
+                continue
+            seen[buyer].add(referrer_id)
+            chains[buyer].append(referrer_id)
+            if len(chains[buyer]) < depth:
+                following[buyer] = referrer_id
+        current = following
+    await read({user_id for chain in chains.values() for user_id in chain})
+    level_ids = {known[u][1] for chain in chains.values() for u in chain if known[u][1] is not None}
     rates = dict(
         await TeamLevel.filter(id__in=list(level_ids)).using_db(conn).values_list("id", "rate_bp")
         if level_ids
         else []
     )
-    return [(user_id, rates.get(level_id, 0) if level_id else 0) for user_id, level_id in chain]
+    return {
+        buyer: [
+            (user_id, rates.get(known[user_id][1], 0) if known[user_id][1] else 0)
+            for user_id in chain
+        ]
+        for buyer, chain in chains.items()
+    }
+
+
+class _OrderLike(Protocol):
+    id: int
+    user_id: int
+    store_id: int | None
+    completed_at: datetime | None
+
+
+class _LineLike(Protocol):
+    id: int
+    paid_fen: int
 
 
 async def credit_line_commissions(
@@ -69,95 +114,162 @@ async def credit_line_commissions(
 
     The caller flushes the outbox. Lines credited before are skipped by their keys.
     """
+    return await credit_orders_commissions([(order, lines)], conn, now=now, outbox=outbox)
+
+
+_COMMISSION_COLUMNS = (
+    ("user_id", "int"),
+    ("kind", "text"),
+    ("status", "text"),
+    ("amount_fen", "bigint"),
+    ("from_user_id", "int"),
+    ("order_id", "int"),
+    ("line_id", "int"),
+    ("store_id", "int"),
+    ("key", "text"),
+    ("available_at", "timestamptz"),
+    ("created_at", "timestamptz"),
+)
+
+
+async def credit_orders_commissions(
+    orders: Sequence[tuple[_OrderLike, Sequence[_LineLike]]],
+    conn: BaseDBAsyncClient,
+    *,
+    now: datetime,
+    outbox: Outbox,
+) -> list[Commission]:
+    """`credit_line_commissions` for a batch of orders (their rows locked by the caller), in a
+    fixed number of statements whatever the number of orders."""
+    if not orders:
+        return []
     settings = await load_distribution_settings(conn)
     depth = min(settings.max_commission_depth, HARD_MAX_DEPTH)
-    uplines = await _uplines(order.user_id, depth, conn)
-    store_referrer_id: int | None = None
-    if order.store_id is not None and settings.merchant_referral_rate_bp:
+    uplines = await _uplines({order.user_id for order, _ in orders}, depth, conn)
+    store_referrers: dict[int, int | None] = {}
+    store_ids = sorted({order.store_id for order, _ in orders if order.store_id is not None})
+    if store_ids and settings.merchant_referral_rate_bp:
         from app.catalog.models import Store
 
-        found = (
-            await Store.filter(id=order.store_id)
-            .using_db(conn)
-            .values_list("referrer_id", flat=True)
+        store_referrers = dict(
+            await Store.filter(id__in=store_ids).using_db(conn).values_list("id", "referrer_id")
         )
-        store_referrer_id = found[0] if found else None
-    # Completion may come before settlement (settle on COMPLETED): then the clock starts now.
-    completed = (
-        await Order.filter(id=order.id).using_db(conn).values_list("completed_at", flat=True)
-    )
-    completed_at = completed[0] if completed else None
-    available_at = (
-        completed_at + timedelta(days=settings.commission_freeze_days) if completed_at else None
-    )
-
-    credited: list[Commission] = []
-    for line in lines:
-        paid = line.paid_fen
-        wanted: list[tuple[CommissionKind, int, int]] = []
-        if uplines:
-            wanted.append(
-                (CommissionKind.DIRECT, uplines[0][0], apply_ratio(paid, settings.direct_rate_bp))
-            )
-        if len(uplines) >= 2:
-            wanted.append(
-                (
-                    CommissionKind.INDIRECT,
-                    uplines[1][0],
-                    apply_ratio(paid, settings.indirect_rate_bp),
+    now = now.astimezone(UTC)
+    wanted: list[tuple[_OrderLike, _LineLike, CommissionKind, int, int, datetime | None]] = []
+    for order, lines in orders:
+        chain = uplines.get(order.user_id, [])
+        store_referrer_id = store_referrers.get(order.store_id) if order.store_id else None
+        # Completion may come before settlement (settle on COMPLETED): then the clock starts now.
+        available_at = (
+            order.completed_at.astimezone(UTC) + timedelta(days=settings.commission_freeze_days)
+            if order.completed_at
+            else None
+        )
+        for line in lines:
+            paid = line.paid_fen
+            earned: list[tuple[CommissionKind, int, int]] = []
+            if chain:
+                earned.append(
+                    (CommissionKind.DIRECT, chain[0][0], apply_ratio(paid, settings.direct_rate_bp))
                 )
-            )
-        highest = 0
-        for user_id, rate in uplines:
-            if rate > highest:
-                wanted.append(
-                    (CommissionKind.LEVEL_DIFFERENCE, user_id, apply_ratio(paid, rate - highest))
+            if len(chain) >= 2:
+                earned.append(
+                    (
+                        CommissionKind.INDIRECT,
+                        chain[1][0],
+                        apply_ratio(paid, settings.indirect_rate_bp),
+                    )
                 )
-                highest = rate
-        if store_referrer_id is not None:
-            wanted.append(
-                (
-                    CommissionKind.MERCHANT_REFERRAL,
-                    store_referrer_id,
-                    apply_ratio(paid, settings.merchant_referral_rate_bp),
+            highest = 0
+            for user_id, rate in chain:
+                if rate > highest:
+                    earned.append(
+                        (
+                            CommissionKind.LEVEL_DIFFERENCE,
+                            user_id,
+                            apply_ratio(paid, rate - highest),
+                        )
+                    )
+                    highest = rate
+            if store_referrer_id is not None:
+                earned.append(
+                    (
+                        CommissionKind.MERCHANT_REFERRAL,
+                        store_referrer_id,
+                        apply_ratio(paid, settings.merchant_referral_rate_bp),
+                    )
                 )
-            )
-        for kind, beneficiary, amount in wanted:
-            if amount <= 0:
-                continue
-            key = commission_key(kind, line.id, beneficiary)
-            posted = await post(
+            for kind, beneficiary, amount in earned:
+                if amount > 0:
+                    wanted.append((order, line, kind, beneficiary, amount, available_at))
+    if not wanted:
+        return []
+    keys = [commission_key(kind, line.id, who) for _, line, kind, who, _, _ in wanted]
+    # Credited by an earlier call: the key is taken, and nothing is credited twice.
+    posted = await post_many(
+        [
+            Txn(
                 key,
                 "commission_credit",
-                [(PLATFORM_SALES, -amount), (user_commission_pending(beneficiary), amount)],
-                conn,
+                [(PLATFORM_SALES, -amount), (user_commission_pending(who), amount)],
             )
-            if not posted:
-                continue  # credited by an earlier call
-            commission = await Commission.create(
-                user_id=beneficiary,
-                kind=kind,
-                status=CommissionStatus.PENDING,
-                amount_fen=amount,
-                from_user_id=order.user_id,
-                order_id=order.id,
-                line_id=line.id,
-                store_id=order.store_id,
-                key=key,
-                available_at=available_at,
-                created_at=now,
-                using_db=conn,
-            )
-            outbox.add(
-                beneficiary,
-                NotificationEvent.COMMISSION_CREDITED,
-                commission_id=commission.id,
-                kind=kind.value,
-                status=CommissionStatus.PENDING.value,
-                amount_fen=amount,
-                order_id=order.id,
-            )
-            credited.append(commission)
+            for key, (_, _, _, who, amount, _) in zip(keys, wanted, strict=True)
+        ],
+        conn,
+    )
+    fresh = []
+    for key, item in zip(keys, wanted, strict=True):
+        if key in posted:
+            posted.discard(key)  # the first of a key is credited, as post would do it
+            fresh.append((key, item))
+    rows = [
+        (
+            who,
+            kind.value,
+            CommissionStatus.PENDING.value,
+            amount,
+            order.user_id,
+            order.id,
+            line.id,
+            order.store_id,
+            key,
+            available_at,
+            now,
+        )
+        for key, (order, line, kind, who, amount, available_at) in fresh
+    ]
+    ids = {
+        row["key"]: row["id"]
+        for row in await insert_rows(
+            conn, "commission", _COMMISSION_COLUMNS, rows, returning="id, key"
+        )
+    }
+    credited: list[Commission] = []
+    for key, (order, line, kind, who, amount, available_at) in fresh:
+        commission = Commission(
+            id=ids[key],
+            user_id=who,
+            kind=kind,
+            status=CommissionStatus.PENDING,
+            amount_fen=amount,
+            from_user_id=order.user_id,
+            order_id=order.id,
+            line_id=line.id,
+            store_id=order.store_id,
+            key=key,
+            available_at=available_at,
+            created_at=now,
+        )
+        outbox.add(
+            who,
+            NotificationEvent.COMMISSION_CREDITED,
+            commission_id=commission.id,
+            kind=kind.value,
+            status=CommissionStatus.PENDING.value,
+            amount_fen=amount,
+            order_id=order.id,
+        )
+        credited.append(commission)
     return credited
 
 

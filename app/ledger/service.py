@@ -1,17 +1,19 @@
-"""Posting balanced transactions: one per cause, in the caller's database transaction."""
+"""Posting balanced transactions: one per cause, in the caller's database transaction, one at a
+time or a whole batch in a fixed number of statements."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.expressions import F
 
+from app.bulk import Params, copy_rows, insert_rows
 from app.errors import Conflict
-from app.ledger.models import Account, LedgerTransaction, Posting
+from app.ledger.models import Account, LedgerTransaction
 
 
 class Currency(StrEnum):
@@ -63,25 +65,48 @@ class InsufficientBalance(Conflict):
 
 
 async def account_id(ref: AccountRef, conn: BaseDBAsyncClient) -> int:
-    found = await Account.filter(code=ref.code).using_db(conn).values_list("id", flat=True)
-    if found:
-        return found[0]
-    # Two transactions may open the same account at once: the loser's insert is ignored instead
-    # of aborting its transaction, and it reads the winner's row.
-    await Account.bulk_create(
-        [
-            Account(
-                code=ref.code,
-                currency=ref.currency.value,
-                may_go_negative=ref.may_go_negative,
-                user_id=ref.user_id,
-            )
-        ],
-        ignore_conflicts=True,
-        using_db=conn,
-    )
-    (created,) = await Account.filter(code=ref.code).using_db(conn).values_list("id", flat=True)
-    return created
+    return (await account_ids([ref], conn))[ref.code]
+
+
+async def account_ids(refs: Iterable[AccountRef], conn: BaseDBAsyncClient) -> dict[str, int]:
+    """The ids of the accounts of `refs` by code, opening the missing ones (three statements at
+    most)."""
+    wanted = {ref.code: ref for ref in refs}
+    if not wanted:
+        return {}
+    found = await _account_rows(wanted, conn)
+    missing = [ref for code, ref in wanted.items() if code not in found]
+    if missing:
+        # Two transactions may open the same account at once: the loser's insert is ignored
+        # instead of aborting its transaction, and it reads the winner's row.
+        await insert_rows(
+            conn,
+            "ledger_account",
+            _ACCOUNT_COLUMNS,
+            [
+                (ref.code, ref.currency.value, 0, ref.may_go_negative, ref.user_id)
+                for ref in sorted(missing, key=lambda r: r.code)
+            ],
+            on_conflict="(code) DO NOTHING",
+        )
+        found.update(await _account_rows({ref.code: ref for ref in missing}, conn))
+    return found
+
+
+_ACCOUNT_COLUMNS = (
+    ("code", "text"),
+    ("currency", "text"),
+    ("balance", "bigint"),
+    ("may_go_negative", "bool"),
+    ("user_id", "int"),
+)
+
+
+async def _account_rows(wanted: dict[str, AccountRef], conn: BaseDBAsyncClient) -> dict[str, int]:
+    p = Params(conn)
+    sql = f"SELECT id, code FROM ledger_account WHERE {p.among('code', sorted(wanted))}"
+    rows = await conn.execute_query_dict(sql, p.values)
+    return {row["code"]: row["id"] for row in rows}
 
 
 async def already_posted(key: str, conn: BaseDBAsyncClient) -> bool:
@@ -99,39 +124,164 @@ async def post(
     Must run inside the caller's database transaction, so that the books and the state they
     explain commit together. A debit that would take a non-negative account below zero raises.
     """
+    return bool(await post_many([Txn(key, kind, postings)], conn))
+
+
+@dataclass(frozen=True, slots=True)
+class Txn:
+    """One transaction to post: its cause's key, its kind, and its postings."""
+
+    key: str
+    kind: str
+    postings: Sequence[tuple[AccountRef, int]]
+
+
+async def post_many(txns: Sequence[Txn], conn: BaseDBAsyncClient) -> set[str]:
+    """Post many balanced transactions in a fixed number of statements; returns the keys
+    posted now. A key posted before (or twice in `txns`) is skipped, as `post` skips it.
+
+    Each account's balance moves once, by the sum of its postings here; a non-negative account
+    that this sum would take below zero raises, and the caller's transaction must not commit.
+    """
+    first: dict[str, Txn] = {}
+    for txn in txns:
+        _check_balanced(txn.key, txn.postings)
+        first.setdefault(txn.key, txn)
+    journal = Journal(conn)
+    opened = await journal.open((txn.key, txn.kind) for txn in first.values())
+    await journal.close(
+        [
+            (txn.key, ref, amount)
+            for txn in first.values()
+            if txn.key in opened
+            for ref, amount in txn.postings
+        ]
+    )
+    return opened
+
+
+def _check_balanced(key: str, postings: Iterable[tuple[AccountRef, int]]) -> None:
     sums: dict[Currency, int] = defaultdict(int)
     for ref, amount in postings:
         sums[ref.currency] += amount
     unbalanced = {currency: total for currency, total in sums.items() if total != 0}
     if unbalanced:
         raise ValueError(f"ledger transaction {key} does not balance: {unbalanced}")
-    if await already_posted(key, conn):
-        return False
-    txn = await LedgerTransaction.create(key=key, kind=kind, using_db=conn)
-    merged: dict[AccountRef, int] = defaultdict(int)
-    for ref, amount in postings:
-        if amount:
-            merged[ref] += amount
-    rows = []
-    # Accounts in code order: concurrent transactions touching the same accounts lock them in the
-    # same order and cannot deadlock each other.
-    for ref in sorted(merged, key=lambda r: r.code):
-        amount = merged[ref]
-        if amount == 0:
-            continue
-        acc_id = await account_id(ref, conn)
-        query = Account.filter(id=acc_id)
-        if amount < 0 and not ref.may_go_negative:
-            query = query.filter(balance__gte=-amount)
-        updated = await query.using_db(conn).update(balance=F("balance") + amount)
-        if not updated:
-            raise InsufficientBalance(f"not enough in {ref.code} for {-amount}")
-        rows.append(
-            Posting(txn_id=txn.id, account_id=acc_id, currency=ref.currency.value, amount=amount)
+
+
+Leg = tuple[str, AccountRef, int]  # (transaction key, account, amount)
+
+
+class Journal:
+    """Ledger transactions written in parts inside one database transaction: opened by their
+    keys before their amounts are known, their postings written as they become known, every
+    balance moved once at the end. A caller writes early what it knows early, and keeps the
+    writes after its hottest lock (a queue's) few; `post_many` is the same in one go.
+
+    Opening takes the keys: a key posted before is not opened, and its legs are dropped.
+    """
+
+    def __init__(self, conn: BaseDBAsyncClient) -> None:
+        self.conn = conn
+        self.txn_ids: dict[str, int] = {}
+        self.account_ids: dict[str, int] = {}
+        self.totals: dict[str, tuple[AccountRef, int]] = {}
+        self.sums: dict[tuple[str, Currency], int] = defaultdict(int)
+
+    async def open(self, keys: Iterable[tuple[str, str]]) -> set[str]:
+        """Open a transaction per (key, kind); returns the keys opened now."""
+        wanted = {key: kind for key, kind in keys if key not in self.txn_ids}
+        if not wanted:
+            return set()
+        # The unique key decides: a key another transaction posted (or is posting) is skipped.
+        created = datetime.now(UTC)
+        inserted = await insert_rows(
+            self.conn,
+            "ledger_transaction",
+            (("key", "text"), ("kind", "text"), ("created_at", "timestamptz")),
+            [(key, kind, created) for key, kind in wanted.items()],
+            on_conflict="(key) DO NOTHING",
+            returning="id, key",
         )
-    if rows:
-        await Posting.bulk_create(rows, using_db=conn)
-    return True
+        opened = {row["key"]: row["id"] for row in inserted}
+        self.txn_ids.update(opened)
+        return set(opened)
+
+    def _rows(self, legs: Iterable[Leg]) -> list[tuple[int, AccountRef, int]]:
+        """The legs of opened transactions, merged per transaction and account, counted."""
+        merged: dict[tuple[str, AccountRef], int] = defaultdict(int)
+        for key, ref, amount in legs:
+            if key in self.txn_ids and amount:
+                merged[(key, ref)] += amount
+        rows = []
+        for (key, ref), amount in merged.items():
+            self.sums[(key, ref.currency)] += amount
+            if amount:
+                total = self.totals.get(ref.code, (ref, 0))[1]
+                self.totals[ref.code] = (ref, total + amount)
+                rows.append((self.txn_ids[key], ref, amount))
+        return rows
+
+    async def write(self, legs: Iterable[Leg]) -> None:
+        """Write postings now, leaving the balances to `close` (their accounts are opened if
+        missing, not locked)."""
+        rows = self._rows(legs)
+        missing = {ref.code: ref for _, ref, _ in rows if ref.code not in self.account_ids}
+        if missing:
+            self.account_ids.update(await account_ids(missing.values(), self.conn))
+        await self._copy(rows)
+
+    async def close(self, legs: Iterable[Leg] = ()) -> None:
+        """Write the last postings and move every balance; every opened transaction must
+        balance by now."""
+        rows = self._rows(legs)
+        unbalanced = sorted(
+            f"{key} {currency.value}" for (key, currency), t in self.sums.items() if t
+        )
+        if unbalanced:
+            raise ValueError(f"ledger transactions do not balance: {', '.join(unbalanced)}")
+        # One statement opens the missing accounts and moves every balance by its total,
+        # account after account in code order: concurrent postings lock the rows in the same
+        # order and cannot deadlock. A non-negative account the total would take below zero is
+        # not moved.
+        moved = await insert_rows(
+            self.conn,
+            "ledger_account",
+            _ACCOUNT_COLUMNS,
+            [
+                (code, ref.currency.value, total, ref.may_go_negative, ref.user_id)
+                for code, (ref, total) in sorted(self.totals.items())
+            ],
+            on_conflict="(code) DO UPDATE SET balance = ledger_account.balance + excluded.balance "
+            "WHERE excluded.may_go_negative OR excluded.balance >= 0 "
+            "OR ledger_account.balance + excluded.balance >= 0",
+            returning="id, code, balance",
+        )
+        balances = {row["code"]: int(row["balance"]) for row in moved}
+        self.account_ids.update((row["code"], row["id"]) for row in moved)
+        for code, (ref, total) in self.totals.items():
+            # Not moved, or opened below zero: the caller's transaction must not commit.
+            if code not in balances or (not ref.may_go_negative and balances[code] < 0):
+                raise InsufficientBalance(f"not enough in {code} for {-total}")
+        await self._copy(rows)
+        self.totals.clear()
+
+    async def _copy(self, rows: list[tuple[int, AccountRef, int]]) -> None:
+        ids = self.account_ids
+        await copy_rows(
+            self.conn,
+            "ledger_posting",
+            _POSTING_COLUMNS,
+            [(txn_id, ids[ref.code], ref.currency.value, amount) for txn_id, ref, amount in rows],
+        )
+
+
+_POSTING_COLUMNS = (
+    ("txn_id", "bigint"),
+    ("account_id", "int"),
+    ("currency", "text"),
+    ("amount", "bigint"),
+)
 
 
 async def balance_of(ref: AccountRef, conn: BaseDBAsyncClient | None = None) -> int:
