@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
+import socket
 import sys
 
 from app.config import get_settings
@@ -13,15 +16,45 @@ from app.config import get_settings
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app.main import create_app
+    from app.main import PUBLIC_URL_VARIABLE, create_app
 
     settings = get_settings()
     public_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
-    app = create_app(settings, public_base_url=f"http://{public_host}:{args.port}/", demo=args.demo)
-    print(f"queue-rebate on http://{public_host}:{args.port}/graphql ({settings.database_url})")
+    public_base_url = f"http://{public_host}:{args.port}/"
+    print(f"queue-rebate on {public_base_url}graphql ({settings.database_url})")
     if settings.fake_wechat:
-        print(f"fake WeChat and the mini-program stand-in: http://{public_host}:{args.port}/mock/")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        print(f"fake WeChat and the mini-program stand-in: {public_base_url}mock/")
+    options = {"host": args.host, "port": args.port, "log_level": "info"}
+    if not args.access_log:
+        options["access_log"] = False
+    if args.workers <= 1:
+        app = create_app(settings, public_base_url=public_base_url, demo=args.demo)
+        uvicorn.run(app, **options)
+        return 0
+    if not settings.redis_url:
+        # Each process would keep its own rate limits, figure cache and job timers.
+        print("rebate serve --workers needs REDIS_URL", file=sys.stderr)
+        return 2
+    if not settings.is_production:
+        from app.db import migrate_db
+
+        # Once, here: the workers start together and must not race each other's migrations.
+        asyncio.run(migrate_db(settings.database_url))
+    if args.demo:
+        from app.demo import load_demo
+
+        asyncio.run(_with_db(load_demo))
+    os.environ[PUBLIC_URL_VARIABLE] = public_base_url
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config("app.main:worker_app", factory=True, workers=args.workers, **options)
+    sock = config.bind_socket()
+    # uvicorn makes the shared socket without naming TCP, so asyncio leaves Nagle's algorithm on
+    # for the connections the workers accept, and an answer written in two parts waits for the
+    # client's delayed acknowledgement (40 ms). Accepted sockets inherit the option (Linux).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    with contextlib.suppress(KeyboardInterrupt):
+        Multiprocess(config, sockets=[sock]).run()
     return 0
 
 
@@ -94,6 +127,18 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from app.bench.runner import NAMES, run_benchmarks
+
+    unknown = [name for name in args.names if name not in NAMES]
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(NAMES)}")
+        return 2
+    return run_benchmarks(args.names, args.scale, Path(args.output))
+
+
 def _not_yet(name: str):
     def run(args: argparse.Namespace) -> int:
         print(f"rebate {name} is not available in this version", file=sys.stderr)
@@ -110,6 +155,18 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--demo", action="store_true", help="load demo data at start")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes sharing the port (more than one needs REDIS_URL)",
+    )
+    serve.add_argument(
+        "--no-access-log",
+        dest="access_log",
+        action="store_false",
+        help="do not log every request",
+    )
     serve.set_defaults(run=_serve)
     commands.add_parser("migrate", help="create or upgrade the schema").set_defaults(run=_migrate)
     commands.add_parser("demo", help="load demo data").set_defaults(run=_demo)
@@ -123,9 +180,17 @@ def main(argv: list[str] | None = None) -> None:
         help="the API's own base URL (where the fake WeChat lives in development)",
     )
     worker.set_defaults(run=_worker)
-    for name in ("simulate", "bench"):
-        commands.add_parser(name, help=f"{name} (not available yet)").set_defaults(
-            run=_not_yet(name)
-        )
+    bench = commands.add_parser("bench", help="run the benchmarks and print their figures")
+    bench.add_argument("names", nargs="*", help="which benchmarks (default: all)")
+    bench.add_argument("--scale", choices=("full", "small"), help="default: BENCH_SCALE or full")
+    bench.add_argument("--output", default="var/bench.json", help="where the figures are written")
+    bench.set_defaults(run=_bench)
+    commands.add_parser("simulate", help="simulate (not available yet)").set_defaults(
+        run=_not_yet("simulate")
+    )
     args = parser.parse_args(argv)
     sys.exit(args.run(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 import secrets
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -18,7 +21,7 @@ from strawberry.asgi import GraphQL
 
 from app.config import Settings, get_settings
 from app.db import close_db, init_db, migrate_db
-from app.orders.service import record_payment, record_refund_notice
+from app.orders.service import PaymentRecorder, record_refund_notice
 from app.ratelimit import RateLimiter, RedisRateLimiter
 from app.rebate.figure_cache import InMemoryFigureCache, RedisFigureCache
 from app.rebate.figures import use_figure_cache
@@ -49,6 +52,8 @@ class Services:
     # Lottery draws and random-return seats; a test may put a seeded generator here.
     rng: random.Random = field(default_factory=secrets.SystemRandom)
     limiter: RateLimiter | None = None
+    # Payment notifications that arrive together are recorded in one transaction.
+    payments: PaymentRecorder = field(default_factory=PaymentRecorder)
 
 
 class RebateGraphQL(GraphQL):
@@ -65,11 +70,21 @@ class RebateGraphQL(GraphQL):
         return Context.from_request(request, self._settings, self._services)
 
 
+# Set by `rebate serve --workers N` for its worker processes, which build the app by themselves.
+PUBLIC_URL_VARIABLE = "REBATE_SERVE_PUBLIC_URL"
+
+
+def worker_app() -> Starlette:
+    """The app of one of `rebate serve --workers N`'s processes: the parent has migrated."""
+    return create_app(public_base_url=os.environ[PUBLIC_URL_VARIABLE], migrate=False)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
     public_base_url: str = "http://127.0.0.1:8000/",
     demo: bool = False,
+    migrate: bool = True,
 ) -> Starlette:
     settings = settings or get_settings()
     credentials = resolve_credentials(settings, public_base_url)
@@ -77,7 +92,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if not settings.is_production:
+        if migrate and not settings.is_production:
             await migrate_db(settings.database_url)
         await init_db(settings.database_url)
         if settings.redis_url:
@@ -108,7 +123,7 @@ def create_app(
 
     async def accept_payment(notice: PaymentNotice) -> tuple[bool, str]:
         """The business checks of every payment notification, v2 or v3, after its signature."""
-        outcome = await record_payment(notice)
+        outcome = await services.payments.record(notice)
         if not outcome.accepted:
             log.warning("payment notification %s refused: %s", notice.out_trade_no, outcome.reason)
             return False, outcome.reason
@@ -167,10 +182,35 @@ def create_app(
         routes.append(
             Mount("/mock", app=create_fake_wechat(credentials, production=settings.is_production))
         )
-    app = Starlette(routes=routes, lifespan=lifespan)
+    # Outside production every answer says how long the application took over it, so that a load
+    # test can tell the server's own time from the time its requests spent waiting.
+    middleware = [] if settings.is_production else [Middleware(ServerTiming)]
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.services = services
     app.state.settings = settings
     return app
+
+
+class ServerTiming:
+    """Adds `Server-Timing: app;dur=<ms>`: from the call into the app to the response's start."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def timed_send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                took = (time.perf_counter() - started) * 1000.0
+                headers = [*message.get("headers", ()), (b"server-timing", b"app;dur=%.3f" % took)]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, timed_send)
 
 
 def _xml(text: str) -> Response:

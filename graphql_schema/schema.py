@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import strawberry
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
+    ParserCache,
     QueryDepthLimiter,
+    ValidationCache,
 )
 
 from graphql_schema import resolvers as r
@@ -37,6 +40,23 @@ Info = strawberry.Info
 MAX_DEPTH = 10
 MAX_ALIASES = 30
 MAX_TOKENS = 2000
+# Distinct query texts whose parsed and validated documents are kept: a mini-program sends a few
+# dozen, and the bound keeps a stream of made-up ones from growing memory.
+DOCUMENT_CACHE_SIZE = 512
+
+# The limiters' validation rules, made once: a limiter built per request makes new rule classes,
+# and with them a new key for the validation cache every time.
+_LIMIT_RULES = (
+    *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+    *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
+)
+
+
+class QueryLimits(AddValidationRules):
+    """Depth and alias limits, as validation rules (so validated once per distinct query)."""
+
+    def __init__(self) -> None:
+        super().__init__(list(_LIMIT_RULES))
 
 
 @strawberry.type
@@ -323,9 +343,12 @@ class Mutation:
 def build_schema(*, introspection: bool = True) -> strawberry.Schema:
     """The schema; production builds it without introspection (the contract is published)."""
     extensions: list = [
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        QueryLimits,
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        # Parsing and validating a query cost more than answering a small one; both depend only
+        # on the query's text (and the fixed schema and rules), so each text is done once.
+        lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
+        lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
         MutationRateLimit,
         ErrorCodes,
     ]

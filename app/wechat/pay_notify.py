@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from xml.parsers import expat
 from xml.parsers.expat import ExpatError
 from zoneinfo import ZoneInfo
-
-import xmltodict
-from wechatpy.pay.utils import calculate_signature
 
 from app.wechat.credentials import WeChatCredentials
 
@@ -71,40 +70,88 @@ def parse_v2_xml(body: bytes | str) -> dict[str, str]:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise MalformedXml("body is not UTF-8") from exc
+        data = body
     else:
         text = body
         if len(text) > MAX_XML_BYTES:
             raise MalformedXml("body too large")
+        data = text.encode("utf-8")
     if _DECLARATION.search(text):
         raise MalformedXml("DOCTYPE and other declarations are not accepted")
-    try:
-        # A str input makes xmltodict force UTF-8 on expat, whatever the XML declaration claims;
-        # whitespace is kept because it is part of the signed values.
-        doc: Any = xmltodict.parse(text, disable_entities=True, strip_whitespace=False)
-    except (ExpatError, ValueError) as exc:
-        raise MalformedXml(f"not well-formed XML ({exc})") from exc
-    if not isinstance(doc, dict) or list(doc) != ["xml"] or not isinstance(doc["xml"], dict):
-        raise MalformedXml("the root element must be a non-empty <xml>")
-    fields: dict[str, str] = {}
-    for key, value in doc["xml"].items():
-        if key == "#text" and isinstance(value, str) and not value.strip():
-            continue  # indentation between elements
-        if key.startswith(("@", "#")):
-            raise MalformedXml(f"unexpected {key!r} in <xml>")
-        if value is None:
-            value = ""
-        if not isinstance(value, str):
-            # A dict is a nested element and a list a repeated one: neither is a v2 field.
-            raise MalformedXml(f"field {key!r} is not a single plain value")
-        fields[key] = value
-    return fields
+    return _FlatXml().parse(data)
+
+
+class _FlatXml:
+    """expat with just enough handlers for WeChat's one level of plain fields under `<xml>`.
+
+    Anything else (attributes, nesting, a repeated field, text between fields) is refused as it
+    is met. Whitespace inside a value is kept: it is part of the signed value.
+    """
+
+    __slots__ = ("chunks", "depth", "fields", "name")
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.fields: dict[str, str] = {}
+        self.name = ""
+        self.chunks: list[str] = []
+
+    def parse(self, data: bytes) -> dict[str, str]:
+        # The encoding is forced: the body was checked as UTF-8, whatever its declaration says.
+        parser = expat.ParserCreate("utf-8")
+        parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+        parser.StartElementHandler = self._start
+        parser.EndElementHandler = self._end
+        parser.CharacterDataHandler = self._text
+        try:
+            parser.Parse(data, True)
+        except (ExpatError, ValueError) as exc:
+            raise MalformedXml(f"not well-formed XML ({exc})") from exc
+        if not self.fields:
+            raise MalformedXml("the root element must be a non-empty <xml>")
+        return self.fields
+
+    def _start(self, name: str, attributes: dict[str, str]) -> None:
+        self.depth += 1
+        if self.depth == 1:
+            if name != "xml":
+                raise MalformedXml("the root element must be a non-empty <xml>")
+            if attributes:
+                raise MalformedXml(f"unexpected attribute(s) {sorted(attributes)!r} on <xml>")
+        elif self.depth == 2:
+            if attributes or name in self.fields:
+                raise MalformedXml(f"field {name!r} is not a single plain value")
+            self.name = name
+            self.chunks = []
+        else:
+            # A nested element: no v2 field has one.
+            raise MalformedXml(f"field {self.name!r} is not a single plain value")
+
+    def _end(self, name: str) -> None:
+        if self.depth == 2:
+            self.fields[self.name] = "".join(self.chunks)
+        self.depth -= 1
+
+    def _text(self, data: str) -> None:
+        if self.depth == 2:
+            self.chunks.append(data)
+        elif data.strip():
+            raise MalformedXml("unexpected text between the fields of <xml>")
+
+
+def v2_signature(fields: Mapping[str, str], api_key: str) -> str:
+    """WeChat Pay v2's MD5 signature: the non-empty fields but `sign`, sorted by name, as
+    `k=v&...&key=<API key>` (what wechatpy's `calculate_signature` computes, without its
+    per-field encoding and debug logging, which cost more than the hash)."""
+    parts = [f"{key}={value}" for key, value in sorted(fields.items()) if value and key != "sign"]
+    parts.append(f"key={api_key}")
+    return hashlib.md5("&".join(parts).encode("utf-8")).hexdigest().upper()
 
 
 def signature_matches(fields: dict[str, str], api_key: str) -> bool:
     """Whether `fields["sign"]` is the v2 MD5 signature of the other fields (constant time)."""
     given = fields.get("sign", "")
-    unsigned = {key: value for key, value in fields.items() if key != "sign"}
-    expected = calculate_signature(unsigned, api_key)
+    expected = v2_signature(fields, api_key)
     return hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8"))
 
 
@@ -119,7 +166,16 @@ def parse_time_end(value: str) -> datetime:
     if not _TIME_END.fullmatch(value):
         raise InvalidNotification(f"time_end is not yyyyMMddHHmmss: {value!r}")
     try:
-        naive = datetime.strptime(value, "%Y%m%d%H%M%S")
+        # Fourteen digits split at fixed places (what strptime does with them, ten times faster);
+        # datetime refuses a month, day or time that does not exist.
+        naive = datetime(
+            int(value[0:4]),
+            int(value[4:6]),
+            int(value[6:8]),
+            int(value[8:10]),
+            int(value[10:12]),
+            int(value[12:14]),
+        )
     except ValueError as exc:
         raise InvalidNotification(f"time_end is not a valid time: {value!r}") from exc
     return naive.replace(tzinfo=WECHAT_TZ)

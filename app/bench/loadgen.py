@@ -1,0 +1,288 @@
+"""A lean HTTP/1.1 load generator on loopback: keep-alive connections, fixed requests in flight.
+
+Written on asyncio's protocol layer rather than an HTTP client library so that, on a machine
+with two cores shared with the server, the generator spends as little CPU per request as it can:
+it only frames responses (status line, Content-Length, the Server-Timing header) and hands each
+body to a check. It runs in the benchmark's own process, never in the server's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from app.bench.report import Progress, percentile
+
+Check = Callable[[int, bytes], bool]
+
+
+@dataclass
+class LoadResult:
+    sent: int
+    ok: int  # responses the check accepted
+    elapsed_s: float
+    latencies_ms: list[float]  # end to end, as the generator saw them: send to last byte
+    server_ms: list[float]  # the server's own Server-Timing "app" duration, where it gave one
+    statuses: Counter = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)  # the first few refused bodies
+
+    @property
+    def ok_per_second(self) -> float:
+        return self.ok / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def summary(self) -> dict[str, float | int | dict[str, int] | list[str]]:
+        def ms(samples: list[float], fraction: float) -> float:
+            return round(percentile(samples, fraction), 2) if samples else float("nan")
+
+        return {
+            "sent": self.sent,
+            "ok": self.ok,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "ok_per_s": round(self.ok_per_second, 1),
+            "p50_ms": ms(self.latencies_ms, 0.50),
+            "p90_ms": ms(self.latencies_ms, 0.90),
+            "p99_ms": ms(self.latencies_ms, 0.99),
+            "max_ms": ms(self.latencies_ms, 1.0),
+            "server_p50_ms": ms(self.server_ms, 0.50),
+            "server_p99_ms": ms(self.server_ms, 0.99),
+            "statuses": {str(code): count for code, count in sorted(self.statuses.items())},
+            "failures": self.failures[:3],
+        }
+
+
+def http_request(
+    method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+) -> bytes:
+    """One request's bytes, framed once up front so that sending costs a single write."""
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(body)}"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection: one request at a time, the response framed by Content-Length."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.waiter: asyncio.Future[tuple[int, bytes, float | None]] | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError("the server closed the connection"))
+
+    def send(self, request: bytes) -> asyncio.Future[tuple[int, bytes, float | None]]:
+        assert self.transport is not None
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(request)
+        return self.waiter
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = bytes(self.buffer[:end]).split(b"\r\n")
+        length = 0
+        server_ms = None
+        for line in head[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding":
+                self._fail(ValueError("chunked responses are not expected from this server"))
+                return
+            elif name == b"server-timing":
+                server_ms = _app_duration(value)
+        if len(self.buffer) < end + 4 + length:
+            return
+        body = bytes(self.buffer[end + 4 : end + 4 + length])
+        del self.buffer[: end + 4 + length]
+        status = int(head[0].split(b" ", 2)[1])
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result((status, body, server_ms))
+
+    def _fail(self, exc: Exception) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(exc)
+
+
+def _app_duration(value: bytes) -> float | None:
+    """The `dur` of the `app` metric of a Server-Timing header, in milliseconds."""
+    for metric in value.split(b","):
+        parts = [part.strip() for part in metric.split(b";")]
+        if parts and parts[0] == b"app":
+            for part in parts[1:]:
+                if part.startswith(b"dur="):
+                    return float(part[4:])
+    return None
+
+
+async def fire(
+    port: int,
+    requests: Sequence[bytes],
+    *,
+    concurrency: int,
+    check: Check,
+    progress: Progress | None = None,
+    stage: str = "load",
+    host: str = "127.0.0.1",
+) -> LoadResult:
+    """Send every request once, `concurrency` at a time, each connection reused for the next."""
+    loop = asyncio.get_running_loop()
+    total = len(requests)
+    connections = []
+    for _ in range(min(concurrency, total)):
+        _, protocol = await loop.create_connection(_Connection, host, port)
+        connections.append(protocol)
+    next_index = 0
+    result = LoadResult(sent=0, ok=0, elapsed_s=0.0, latencies_ms=[], server_ms=[])
+
+    async def drive(connection: _Connection) -> None:
+        nonlocal next_index
+        while next_index < total:
+            index = next_index
+            next_index += 1
+            started = time.perf_counter()
+            status, body, server_ms = await connection.send(requests[index])
+            elapsed_ms = (time.perf_counter() - started) * 1000.0
+            result.sent += 1
+            result.statuses[status] += 1
+            result.latencies_ms.append(elapsed_ms)
+            if server_ms is not None:
+                result.server_ms.append(server_ms)
+            if check(status, body):
+                result.ok += 1
+            elif len(result.failures) < 10:
+                result.failures.append(f"{status}: {body[:300]!r}")
+            if progress is not None and result.sent % 50 == 0:
+                progress.update(result.sent, total, stage)
+
+    started = time.perf_counter()
+    try:
+        await asyncio.gather(*(drive(connection) for connection in connections))
+    finally:
+        result.elapsed_s = time.perf_counter() - started
+        for connection in connections:
+            if connection.transport is not None:
+                connection.transport.close()
+    if progress is not None:
+        progress.update(total, total, stage)
+    return result
+
+
+class CpuMeter:
+    """CPU seconds spent by the server's processes, its PostgreSQL backends and this process.
+
+    Read from /proc (Linux); elsewhere there are no figures. `machine_busy_cores` is the whole
+    machine's, other people's work included: on a shared machine it says how much was left.
+    """
+
+    def __init__(self, server_pid: int, database_url: str) -> None:
+        self.server_pid = server_pid
+        self.database_url = database_url
+        self._start: dict[str, float] = {}
+        self._started_at = 0.0
+
+    async def start(self) -> None:
+        self._start = await self._snapshot()
+        self._started_at = time.perf_counter()
+
+    async def stop(self, requests: int) -> dict[str, float]:
+        seconds = time.perf_counter() - self._started_at
+        end = await self._snapshot()
+        if not self._start or not end or requests <= 0 or seconds <= 0:
+            return {}
+        spent = {"postgres": 0.0}
+        for name, value in end.items():
+            if name.startswith("pg:"):
+                # A backend that started during the run spent all its time in it.
+                spent["postgres"] += value - self._start.get(name, 0.0)
+            else:
+                spent[name] = value - self._start[name]
+        figures = {
+            f"{name}_cpu_ms_per_request": round(spent[name] / requests * 1000.0, 3)
+            for name in ("server", "postgres", "load_generator")
+        }
+        figures.update(
+            {
+                f"{name}_cores": round(spent[name] / seconds, 2)
+                for name in ("server", "postgres", "load_generator", "machine_busy")
+            }
+        )
+        return figures
+
+    async def _snapshot(self) -> dict[str, float]:
+        try:
+            backends = await _backend_pids(self.database_url)
+            snapshot = {
+                "server": sum(_cpu_seconds(pid) for pid in _tree(self.server_pid)),
+                "load_generator": _cpu_seconds(os.getpid()),
+                "machine_busy": _machine_busy_seconds(),
+            }
+        except OSError:
+            return {}
+        snapshot.update({f"pg:{pid}": _cpu_seconds(pid) for pid in backends})
+        return snapshot
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat_fields(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/stat") as stat:
+        # The command name may hold spaces and parentheses: the fields start after the last ")".
+        return stat.read().rsplit(")", 1)[1].split()
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = _stat_fields(pid)
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _tree(root: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parents[int(entry)] = int(_stat_fields(int(entry))[1])
+            except OSError:
+                continue
+    found = [root]
+    for pid in found:
+        found += [child for child, parent in parents.items() if parent == pid]
+    return found
+
+
+def _machine_busy_seconds() -> float:
+    with open("/proc/stat") as stat:
+        values = [int(value) for value in stat.readline().split()[1:]]
+    return (sum(values) - values[3] - values[4]) / _TICK
+
+
+async def _backend_pids(database_url: str) -> list[int]:
+    import asyncpg
+
+    connection = await asyncpg.connect(database_url)
+    try:
+        rows = await connection.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await connection.close()
+    return [int(row["pid"]) for row in rows]
