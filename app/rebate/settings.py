@@ -246,7 +246,8 @@ async def update_rebate_settings(
         new = validated(RebateSettings, merge_patch(current, patch))
         if new.reset.schedule_key() != current.reset.schedule_key():
             # A new schedule owes nothing for the time before it was set.
-            new.reset.since = now or datetime.now(UTC)
+            since = now or datetime.now(UTC)
+            new = new.model_copy(update={"reset": new.reset.model_copy(update={"since": since})})
         await save_rebate_settings(new, conn)
     return new
 
