@@ -39,7 +39,8 @@ class Order(Model):
 
     class Meta:
         table = "app_order"
-        indexes = (("user_id", "id"), ("status", "settled"))
+        # ("settled", "paid_at", "id"): the settlement workers claim the oldest unsettled orders.
+        indexes = (("user_id", "id"), ("status", "settled"), ("settled", "paid_at", "id"))
 
 
 class OrderLine(Model):
