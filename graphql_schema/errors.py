@@ -49,6 +49,19 @@ class ErrorCodes(MaskErrors):
                         extensions={**(error.extensions or {}), "code": code},
                     )
                 )
+            elif isinstance(original, GraphQLError):
+                # A value the contract's types cannot carry, such as more than 2³¹−1 fen in an
+                # `Int`: the field is null and the caller is told why, not "internal error".
+                processed.append(
+                    GraphQLError(
+                        original.message,
+                        nodes=error.nodes,
+                        source=error.source,
+                        positions=error.positions,
+                        path=error.path,
+                        extensions={"code": "OUT_OF_RANGE"},
+                    )
+                )
             else:
                 log.error("unexpected error in %s", error.path, exc_info=original)
                 masked = self.anonymise_error(error)

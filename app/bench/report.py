@@ -32,6 +32,8 @@ class BenchResult:
 
 
 def _number(value: float) -> str:
+    if value != value:  # NaN: the benchmark failed
+        return "nan"
     if value == int(value) and abs(value) >= 100:
         return f"{int(value)}"
     if abs(value) >= 100:

@@ -96,7 +96,8 @@ async def seed_waiting_queue(
     if connections.get("default").capabilities.dialect != "postgres":
         raise RuntimeError("the seeded queue is built with PostgreSQL's generate_series")
     product = await upsert_product(
-        {"name": "基准礼盒", "price_fen": 10000, "rebate": {"enabled": True}}
+        # ¥1 a line: a million of them ahead stay within the API's 32-bit `Int` fen amounts.
+        {"name": "基准礼盒", "price_fen": 100, "rebate": {"enabled": True}}
     )
     crowd = await login_with_openid("bench-crowd", "seed")
     owner = await login_with_openid("bench-owner", "seed")
