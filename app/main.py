@@ -100,7 +100,7 @@ def create_app(
 
             services.redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
             services.jobs = ArqJobs(services.redis)
-            use_figure_cache(RedisFigureCache(services.redis))
+            use_figure_cache(RedisFigureCache(services.redis), readers_load=False)
             services.limiter = RedisRateLimiter(
                 services.redis, settings.mutation_rate_limit_per_minute
             )

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from app.config import get_settings
 from app.distribution.service import pay_daily_dividend, release_due
 from app.notifications.sender import send_due
+from app.rebate.figures import warm_figure_caches
 from app.rebate.service import settle_order
 from app.wechat.client import WeChatGateway
 from workers.jobs import apply_due_resets, reconcile_unpaid, settle_backlog, settle_pending
@@ -48,6 +49,7 @@ async def run_periodic_jobs(gateway: WeChatGateway, now: datetime) -> None:
         ("commissions", lambda: release_due(now)),
         ("dividend", lambda: pay_daily_dividend(yesterday(now), now=now, tz=zone())),
         ("notifications", lambda: send_due(gateway, now)),
+        ("figure caches", warm_figure_caches),
     ):
         try:
             await job()
@@ -211,6 +213,8 @@ def worker_options(
         now = clock()
         settled = await settle_backlog(now)
         cleared = await apply_due_resets(now)
+        # After a restart of Redis too, the API's readers find the block sums cached.
+        await warm_figure_caches()
         log.info(
             "worker started: settled %s orders and cleared %s entries left due", settled, cleared
         )

@@ -15,7 +15,7 @@ from app.bench.seed import SeededQueue, shared_seeded_queue
 from app.db import close_db, init_db
 from app.rebate import progress as entry_progress
 from app.rebate.figure_cache import RedisFigureCache
-from app.rebate.figures import use_figure_cache
+from app.rebate.figures import use_figure_cache, warm_figure_caches
 from app.rebate.models import QueueEntry
 from app.rebate.settings import load_rebate_settings
 
@@ -27,7 +27,8 @@ async def run(scale: Scale, progress: Progress, env: BenchEnv) -> BenchResult:
     database_url, seeded = await shared_seeded_queue(env, scale.progress_waiting, progress)
     await init_db(database_url)
     redis = Redis.from_url(await flushed_redis(env))
-    use_figure_cache(RedisFigureCache(redis))
+    # As in the API with Redis: readers never load the cache, the workers' timer does.
+    use_figure_cache(RedisFigureCache(redis), readers_load=False)
     try:
         return await _measure(scale, progress, seeded)
     finally:
@@ -41,7 +42,8 @@ async def _measure(scale: Scale, progress: Progress, seeded: SeededQueue) -> Ben
     now = datetime.now(UTC)
 
     # What the progress screen runs: position, amount ahead and estimated wait of one entry.
-    [view] = await entry_progress.entry_views([entry], settings, now=now)  # warms the cache
+    await warm_figure_caches()
+    [view] = await entry_progress.entry_views([entry], settings, now=now)
     samples = []
     for index in range(scale.progress_samples):
         started = time.perf_counter()

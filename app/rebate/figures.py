@@ -130,10 +130,19 @@ _DAY_COLUMNS = (
 _cache: FigureCache = InMemoryFigureCache()
 
 
-def use_figure_cache(cache: FigureCache) -> None:
+# Whether a reader that finds the cache stale loads the queue's blocks into it. With the cache in
+# this process's memory, yes. With Redis, no: loading holds every block of the queue in the
+# reader for a moment, and the API process must cost the same behind a million entries as
+# behind ten, so the reader sums the blocks in the database and the timers load the cache
+# (`warm_figure_caches`, in the workers).
+_readers_load = True
+
+
+def use_figure_cache(cache: FigureCache, *, readers_load: bool = True) -> None:
     """Where block sums are cached: Redis when configured, else this process's memory."""
-    global _cache
+    global _cache, _readers_load
     _cache = cache
+    _readers_load = readers_load
 
 
 async def publish(figures: FigureDeltas) -> None:
@@ -223,6 +232,9 @@ async def _blocks_before(
         if len(cached) == len(buckets):
             found.update({(queue_id, b): s for b, s in zip(buckets, cached, strict=True)})
             continue
+        if not _readers_load:
+            found.update(await _summed_in_database(queue_id, buckets, client))
+            continue
         blocks = await _load_blocks(queue_id, client)
         for bucket in buckets:
             total = BucketSums(0, 0, 0, 0)
@@ -231,6 +243,50 @@ async def _blocks_before(
                     total = total + sums
             found[(queue_id, bucket)] = total
     return found
+
+
+async def _summed_in_database(
+    queue_id: int, buckets: list[int], client: BaseDBAsyncClient
+) -> dict[tuple[int, int], BucketSums]:
+    """The sums of the blocks before each bucket, added up by the database in one statement."""
+    parts: list[str] = []
+    params: list[object] = []
+    for index, bucket in enumerate(buckets):
+        q, b = _marks(client, len(params) + 1, 2)
+        parts.append(
+            f"SELECT {index} AS k, COALESCE(SUM(waiting_count), 0) AS wc, "
+            "COALESCE(SUM(waiting_fen), 0) AS wf, COALESCE(SUM(completed_count), 0) AS cc, "
+            f"COALESCE(SUM(completed_fen), 0) AS cf FROM queue_bucket "
+            f"WHERE queue_id = {q} AND bucket < {b}"
+        )
+        params += [queue_id, bucket]
+    rows = await client.execute_query_dict(" UNION ALL ".join(parts), params)
+    return {
+        (queue_id, buckets[int(r["k"])]): BucketSums(
+            int(r["wc"]), int(r["wf"]), int(r["cc"]), int(r["cf"])
+        )
+        for r in rows
+    }
+
+
+async def warm_figure_caches() -> int:
+    """Load into the cache every queue with waiting entries that it lacks or holds stale; the
+    number loaded. A timer's job: a reader never waits for it."""
+    client = _client(None)
+    rows = await client.execute_query_dict(
+        "SELECT id, version FROM rebate_queue WHERE waiting_count > 0 ORDER BY id"
+    )
+    loaded = 0
+    for row in rows:
+        queue_id, version = int(row["id"]), int(row["version"])
+        try:
+            cached = await _cache.prefix_any(queue_id, 0)
+        except Exception:
+            return loaded  # the cache is unreachable: the readers use the database
+        if cached is None or cached[0] != version:
+            await _load_blocks(queue_id, client)
+            loaded += 1
+    return loaded
 
 
 async def _within_blocks(

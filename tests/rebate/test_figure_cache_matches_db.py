@@ -78,9 +78,31 @@ async def test_cached_progress_equals_a_scan(live_server, steps, seed):
         elif kind == "rule":
             rule = RewardOrder.COMPLETED_FIRST if value else RewardOrder.QUEUE_ORDER
             await update_rebate_settings({"reward_order": rule.value}, now=NOW)
-        # Read progress of every waiting entry twice: the second read is served by the cache.
-        for _ in range(2):
+        # Read progress of every waiting entry as it comes (a stale cache: the database, or a
+        # reload), then again once the timer has loaded the cache: from the cache.
+        for warm in (False, True):
+            if warm:
+                await figures.warm_figure_caches()
             for entry in await QueueEntry.filter(status=EntryStatus.WAITING):
                 assert await figures.ahead_of(entry.queue_id, entry.number, rule) == await _scan(
                     entry, rule
                 )
+
+
+async def test_with_readers_not_loading_the_cache_the_timer_does(server):
+    from app.rebate.figure_cache import InMemoryFigureCache
+
+    saved = (figures._cache, figures._readers_load)
+    cache = InMemoryFigureCache()
+    figures.use_figure_cache(cache, readers_load=False)
+    try:
+        await settle_orders(await paid_orders(5), now=NOW)
+        last = await QueueEntry.filter(status=EntryStatus.WAITING).order_by("-number").first()
+        rule = RewardOrder.QUEUE_ORDER
+        assert await figures.ahead_of(last.queue_id, last.number, rule) == await _scan(last, rule)
+        assert await cache.prefix_any(last.queue_id, 0) is None  # the reader loaded nothing
+        assert await figures.warm_figure_caches() == 1
+        assert await figures.warm_figure_caches() == 0  # current now: nothing to load
+        assert await figures.ahead_of(last.queue_id, last.number, rule) == await _scan(last, rule)
+    finally:
+        figures.use_figure_cache(saved[0], readers_load=saved[1])
