@@ -12,6 +12,18 @@ from app.errors import DomainError
 log = logging.getLogger("rebate.graphql")
 
 
+def _coded(error: GraphQLError, message: str, extensions: dict[str, object]) -> GraphQLError:
+    """`error` where it happened, with the message and extensions the caller may see."""
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions=extensions,
+    )
+
+
 class ErrorCodes(MaskErrors):
     """Domain errors keep their message and gain their code; the rest say nothing of our insides."""
 
@@ -26,42 +38,17 @@ class ErrorCodes(MaskErrors):
                 extensions = {"code": original.code}
                 if original.field:
                     extensions["field"] = original.field
-                processed.append(
-                    GraphQLError(
-                        original.message,
-                        nodes=error.nodes,
-                        source=error.source,
-                        positions=error.positions,
-                        path=error.path,
-                        extensions=extensions,
-                    )
-                )
+                processed.append(_coded(error, original.message, extensions))
             elif original is None:
                 # Parsing and validation: the request itself is malformed.
                 code = (error.extensions or {}).get("code", "BAD_USER_INPUT")
                 processed.append(
-                    GraphQLError(
-                        error.message,
-                        nodes=error.nodes,
-                        source=error.source,
-                        positions=error.positions,
-                        path=error.path,
-                        extensions={**(error.extensions or {}), "code": code},
-                    )
+                    _coded(error, error.message, {**(error.extensions or {}), "code": code})
                 )
             elif isinstance(original, GraphQLError):
                 # A value the contract's types cannot carry, such as more than 2³¹−1 fen in an
                 # `Int`: the field is null and the caller is told why, not "internal error".
-                processed.append(
-                    GraphQLError(
-                        original.message,
-                        nodes=error.nodes,
-                        source=error.source,
-                        positions=error.positions,
-                        path=error.path,
-                        extensions={"code": "OUT_OF_RANGE"},
-                    )
-                )
+                processed.append(_coded(error, original.message, {"code": "OUT_OF_RANGE"}))
             else:
                 log.error("unexpected error in %s", error.path, exc_info=original)
                 masked = self.anonymise_error(error)

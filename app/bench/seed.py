@@ -58,7 +58,7 @@ async def _paid_and_settled(user_id: int, product_id: int, tag: str) -> int:
     return order.id
 
 
-async def _columns(conn: BaseDBAsyncClient, table: str) -> list[str]:
+async def table_columns(conn: BaseDBAsyncClient, table: str) -> list[str]:
     rows = await conn.execute_query_dict(
         "SELECT column_name FROM information_schema.columns WHERE table_name = $1 "
         "ORDER BY ordinal_position",
@@ -67,24 +67,25 @@ async def _columns(conn: BaseDBAsyncClient, table: str) -> list[str]:
     return [row["column_name"] for row in rows]
 
 
-async def _clone(
+async def copy_rows(
     conn: BaseDBAsyncClient,
     table: str,
-    template_id: int,
+    where: str,
     first: int,
     last: int,
     overrides: dict[str, str],
 ) -> None:
-    """Copies of row `template_id` for g in first..last, with `overrides` (SQL over t and g)."""
-    columns = await _columns(conn, table)
+    """Copies of the rows of `table` matching `where` (over t) for g in first..last, with
+    `overrides` (SQL over t and g) for some columns: a table filled in one statement."""
+    columns = await table_columns(conn, table)
     values = [overrides.get(column, f"t.{column}") for column in columns]
     await conn.execute_query(
         f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} "
-        f"FROM {table} t, generate_series({first}, {last}) g WHERE t.id = {template_id}"
+        f"FROM {table} t, generate_series({first}, {last}) g WHERE {where} ORDER BY g"
     )
 
 
-async def _max_id(conn: BaseDBAsyncClient, table: str) -> int:
+async def max_id(conn: BaseDBAsyncClient, table: str) -> int:
     rows = await conn.execute_query_dict(f"SELECT COALESCE(MAX(id), 0) AS top FROM {table}")
     return int(rows[0]["top"])
 
@@ -105,9 +106,9 @@ async def seed_waiting_queue(
     template = await QueueEntry.get(order_id=template_order)
     conn = connections.get("default")
     clones = waiting - 1
-    order_base = await _max_id(conn, "app_order")
-    line_base = await _max_id(conn, "order_line")
-    entry_base = await _max_id(conn, "queue_entry")
+    order_base = await max_id(conn, "app_order")
+    line_base = await max_id(conn, "order_line")
+    entry_base = await max_id(conn, "queue_entry")
     owner_from = clones - owner_entries + 1  # the clones that are the owner's
     user = f"CASE WHEN g >= {owner_from} THEN {owner.id} ELSE {crowd.id} END"
     done = 0
@@ -118,10 +119,10 @@ async def seed_waiting_queue(
             # chunk): checking each reference row by row would take most of the time.
             await conn.execute_query("SET LOCAL session_replication_role = replica")
             await conn.execute_query("SET LOCAL synchronous_commit = off")
-            await _clone(
+            await copy_rows(
                 conn,
                 "app_order",
-                template.order_id,
+                f"t.id = {template.order_id}",
                 first,
                 last,
                 {
@@ -131,18 +132,18 @@ async def seed_waiting_queue(
                     "user_id": user,
                 },
             )
-            await _clone(
+            await copy_rows(
                 conn,
                 "order_line",
-                template.line_id,
+                f"t.id = {template.line_id}",
                 first,
                 last,
                 {"id": f"{line_base} + g", "order_id": f"{order_base} + g"},
             )
-            await _clone(
+            await copy_rows(
                 conn,
                 "queue_entry",
-                template.id,
+                f"t.id = {template.id}",
                 first,
                 last,
                 {

@@ -24,6 +24,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from app.bench.infra import BenchEnv, flushed_redis, fresh_database, service_environ
 from app.bench.report import BenchResult, Progress
 from app.bench.scale import Scale
+from app.bench.seed import copy_rows, max_id
 from app.catalog.service import upsert_product
 from app.db import close_db, init_db, migrate_db
 from app.ledger.audit import audit
@@ -160,32 +161,6 @@ async def _paid_orders(count: int, product_id: int, tag: str, progress: Progress
     )
 
 
-async def _columns(conn: BaseDBAsyncClient, table: str) -> list[str]:
-    rows = await conn.execute_query_dict(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = $1 "
-        "ORDER BY ordinal_position",
-        [table],
-    )
-    return [row["column_name"] for row in rows]
-
-
-async def _copy(
-    conn: BaseDBAsyncClient, table: str, where: str, first: int, last: int, overrides: dict
-) -> None:
-    """Copies of the rows of `table` matching `where` (over t) for g in first..last."""
-    columns = await _columns(conn, table)
-    values = [overrides.get(column, f"t.{column}") for column in columns]
-    await conn.execute_query(
-        f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} "
-        f"FROM {table} t, generate_series({first}, {last}) g WHERE {where} ORDER BY g"
-    )
-
-
-async def _top(conn: BaseDBAsyncClient, table: str) -> int:
-    rows = await conn.execute_query_dict(f"SELECT COALESCE(MAX(id), 0) AS top FROM {table}")
-    return int(rows[0]["top"])
-
-
 async def _copy_paid_order(
     conn: BaseDBAsyncClient, order_id: int, tag: str, first: int, last: int
 ) -> None:
@@ -198,14 +173,14 @@ async def _copy_paid_order(
         "JOIN ledger_transaction t ON t.key = 'payment:' || o.transaction_id WHERE o.id = $1",
         [order_id],
     )
-    base = {t: await _top(conn, t) for t in ("app_user", "app_order", "order_line")}
-    base["ledger_transaction"] = await _top(conn, "ledger_transaction")
+    base = {t: await max_id(conn, t) for t in ("app_user", "app_order", "order_line")}
+    base["ledger_transaction"] = await max_id(conn, "ledger_transaction")
     user = f"{base['app_user']} + g"
     order = f"{base['app_order']} + g"
     txn = f"'bench{tag}' || g"
     # Referrer codes as the service makes them: 8 characters of its alphabet (no 0, 1, I, O).
     code = f"'{tag.upper()}' || translate(upper(lpad(to_hex(g), 7, '0')), '01', 'XY')"
-    await _copy(
+    await copy_rows(
         conn,
         "app_user",
         f"t.id = {template['user_id']}",
@@ -217,7 +192,7 @@ async def _copy_paid_order(
             "referrer_code": code,
         },
     )
-    await _copy(
+    await copy_rows(
         conn,
         "wechat_session",
         f"t.user_id = {template['user_id']}",
@@ -225,7 +200,7 @@ async def _copy_paid_order(
         last,
         {"user_id": user},
     )
-    await _copy(
+    await copy_rows(
         conn,
         "app_order",
         f"t.id = {order_id}",
@@ -243,7 +218,7 @@ async def _copy_paid_order(
             "created_at": "t.created_at + g * interval '1 millisecond'",
         },
     )
-    await _copy(
+    await copy_rows(
         conn,
         "order_line",
         f"t.id = {template['line_id']}",
@@ -251,7 +226,7 @@ async def _copy_paid_order(
         last,
         {"id": f"{base['order_line']} + g", "order_id": order},
     )
-    await _copy(
+    await copy_rows(
         conn,
         "payment_notification",
         f"t.id = {template['notification_id']}",
@@ -263,7 +238,7 @@ async def _copy_paid_order(
             "order_id": order,
         },
     )
-    await _copy(
+    await copy_rows(
         conn,
         "ledger_transaction",
         f"t.id = {template['txn_id']}",
@@ -271,7 +246,7 @@ async def _copy_paid_order(
         last,
         {"id": f"{base['ledger_transaction']} + g", "key": "'payment:' || " + txn},
     )
-    await _copy(
+    await copy_rows(
         conn,
         "ledger_posting",
         f"t.txn_id = {template['txn_id']}",

@@ -290,27 +290,9 @@ redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 """
 
-# KEYS[1] the queue's hash; ARGV: version, bucket. Returns nil when the queue is not cached at
-# that version, else the values (nil for absent nodes) of wc, wf, cc, cf of each node on the path.
-_PREFIX_LUA = """
-local version = redis.call('HGET', KEYS[1], 'version')
-if version ~= ARGV[1] then return false end
-local size = tonumber(redis.call('HGET', KEYS[1], 'size'))
-local node = math.min(tonumber(ARGV[2]), size)
-local fields = {}
-while node > 0 do
-  table.insert(fields, 'wc:' .. node)
-  table.insert(fields, 'wf:' .. node)
-  table.insert(fields, 'cc:' .. node)
-  table.insert(fields, 'cf:' .. node)
-  node = node - bit.band(node, -node)
-end
-if #fields == 0 then return {} end
-return redis.call('HMGET', KEYS[1], unpack(fields))
-"""
-
-# The same at whatever version is cached: KEYS[1] the queue's hash, ARGV[1] the bucket. Returns
-# nil when the queue is not cached, else the version followed by the values as above.
+# KEYS[1] the queue's hash, ARGV[1] the bucket. Returns nil when the queue is not cached, else its
+# version followed by the values (nil for absent nodes) of wc, wf, cc, cf of each node on the
+# path; the caller checks the version.
 _PREFIX_ANY_LUA = """
 local version = redis.call('HGET', KEYS[1], 'version')
 if not version then return false end
@@ -353,7 +335,6 @@ class RedisFigureCache(FigureCache):
         self._ttl = ttl_seconds
         self._prefix = key_prefix
         self._apply = redis.register_script(_APPLY_LUA)
-        self._prefix_sums = redis.register_script(_PREFIX_LUA)
         self._prefix_any = redis.register_script(_PREFIX_ANY_LUA)
 
     def key(self, queue_id: int) -> str:
@@ -386,11 +367,10 @@ class RedisFigureCache(FigureCache):
         await self._apply(keys=[self.key(queue_id)], args=args)
 
     async def prefix(self, queue_id: int, version: int, bucket: int) -> BucketSums | None:
-        _check_bucket(bucket)
-        values = await self._prefix_sums(keys=[self.key(queue_id)], args=[version, bucket])
-        if values is None:
+        answer = await self.prefix_any(queue_id, bucket)
+        if answer is None or answer[0] != version:
             return None
-        return _node_sums(values)
+        return answer[1]
 
     async def prefix_any(self, queue_id: int, bucket: int) -> tuple[int, BucketSums] | None:
         _check_bucket(bucket)
