@@ -27,13 +27,12 @@ from app.bench.api import buy, create_product, gather_limited, graphql, login
 from app.bench.infra import (
     BenchEnv,
     flushed_redis,
-    free_port,
     fresh_database,
     rebate_process,
-    wait_healthy,
+    served_api,
 )
 from app.bench.loadgen import CpuMeter, fire, http_request
-from app.bench.notify import serve_workers, server_environ
+from app.bench.notify import SCENE_ENVIRON, serve_workers, server_environ
 from app.bench.report import BenchResult, Progress
 from app.bench.scale import Scale
 from app.config import Settings
@@ -100,13 +99,11 @@ async def entries_scene(
 
     async with fresh_database(env, "entries") as database_url:
         redis_url = await flushed_redis(env)
-        port = free_port()
-        base_url = f"http://127.0.0.1:{port}"
-        environ = server_environ(database_url, redis_url)
-        log = env.workdir / "entries-serve.log"
-        args = ["serve", "--port", str(port), "--workers", str(workers), "--no-access-log"]
-        with rebate_process(args, environ, log) as server:
-            await wait_healthy(base_url)
+        args = ("--workers", str(workers), "--no-access-log")
+        async with served_api(
+            env, database_url, redis_url, "entries", args, **SCENE_ENVIRON
+        ) as api:
+            server, port, base_url = api.process, api.port, api.base_url
             credentials = resolve_credentials(
                 Settings(app_env="development", wechat_fake=True), base_url + "/"
             )

@@ -141,6 +141,32 @@ async def wait_healthy(base_url: str, timeout: float = 60.0) -> None:
             await asyncio.sleep(0.2)
 
 
+@dataclass(frozen=True, slots=True)
+class ServedApi:
+    process: subprocess.Popen
+    port: int
+    base_url: str  # without the trailing slash
+
+
+@contextlib.asynccontextmanager
+async def served_api(
+    env: BenchEnv,
+    database_url: str,
+    redis_url: str | None,
+    label: str,
+    args: tuple[str, ...] = (),
+    **extra: str,
+) -> AsyncIterator[ServedApi]:
+    """A `rebate serve` child on a free loopback port, handed over once it answers /healthz."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    environ = service_environ(database_url, redis_url, **extra)
+    log = env.workdir / f"{label}-serve.log"
+    with rebate_process(["serve", "--port", str(port), *args], environ, log) as process:
+        await wait_healthy(base_url)
+        yield ServedApi(process, port, base_url)
+
+
 def rss_bytes(pid: int) -> int:
     """Resident memory of a process, from /proc."""
     with open(f"/proc/{pid}/status") as status:

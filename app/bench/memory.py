@@ -11,11 +11,8 @@ from app.bench.infra import (
     SECRET_KEY,
     BenchEnv,
     flushed_redis,
-    free_port,
-    rebate_process,
     rss_bytes,
-    service_environ,
-    wait_healthy,
+    served_api,
 )
 from app.bench.report import BenchResult, Progress
 from app.bench.scale import Scale
@@ -55,13 +52,9 @@ async def _resident(env: BenchEnv, waiting: int, progress: Progress, stage: str)
     """RSS of a `rebate serve` process after it has served the progress screens of a queue."""
     database_url, seeded = await shared_seeded_queue(env, waiting, progress)
     redis_url = await flushed_redis(env)
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    environ = service_environ(database_url, redis_url, JOBS_INTERVAL_SECONDS="0")
-    log = env.workdir / f"memory-{waiting}.log"
-    args = ["serve", "--port", str(port)]
-    with rebate_process(args, environ, log) as server:
-        await wait_healthy(base_url)
+    label = f"memory-{waiting}"
+    async with served_api(env, database_url, redis_url, label, JOBS_INTERVAL_SECONDS="0") as api:
+        server, base_url = api.process, api.base_url
         token = issue_token(seeded.owner_id, SECRET_KEY)
         last = seeded.owner_entry_ids[-1]
         samples = []

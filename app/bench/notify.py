@@ -29,11 +29,10 @@ from app.bench.api import buy, create_product, gather_limited, login
 from app.bench.infra import (
     BenchEnv,
     flushed_redis,
-    free_port,
     fresh_database,
     rebate_process,
+    served_api,
     service_environ,
-    wait_healthy,
 )
 from app.bench.loadgen import CpuMeter, fire, http_request
 from app.bench.report import BenchResult, Progress
@@ -54,16 +53,17 @@ def serve_workers() -> int:
     return max(1, int(given)) if given else max(1, os.cpu_count() or 1)
 
 
+SCENE_ENVIRON = {
+    "WECHAT_FAKE": "true",
+    # The scene is set by a few hundred consumers from one address in seconds.
+    "MUTATION_RATE_LIMIT_PER_MINUTE": "0",
+    # No sweeps or resets in the middle of a measurement.
+    "JOBS_INTERVAL_SECONDS": "0",
+}
+
+
 def server_environ(database_url: str, redis_url: str) -> dict[str, str]:
-    return service_environ(
-        database_url,
-        redis_url,
-        WECHAT_FAKE="true",
-        # The scene is set by a few hundred consumers from one address in seconds.
-        MUTATION_RATE_LIMIT_PER_MINUTE="0",
-        # No sweeps or resets in the middle of a measurement.
-        JOBS_INTERVAL_SECONDS="0",
-    )
+    return service_environ(database_url, redis_url, **SCENE_ENVIRON)
 
 
 def accepted(status: int, body: bytes) -> bool:
@@ -89,13 +89,9 @@ async def notify_scene(
 
     async with fresh_database(env, "notify") as database_url:
         redis_url = await flushed_redis(env)
-        port = free_port()
-        base_url = f"http://127.0.0.1:{port}"
-        environ = server_environ(database_url, redis_url)
-        log = env.workdir / "notify-serve.log"
-        args = ["serve", "--port", str(port), "--workers", str(workers), "--no-access-log"]
-        with rebate_process(args, environ, log) as server:
-            await wait_healthy(base_url)
+        args = ("--workers", str(workers), "--no-access-log")
+        async with served_api(env, database_url, redis_url, "notify", args, **SCENE_ENVIRON) as api:
+            server, port, base_url = api.process, api.port, api.base_url
             async with httpx.AsyncClient(base_url=base_url + "/", timeout=60) as http:
                 product = await create_product(http, "bench gift", 16800)
                 users = -(-count // ORDERS_PER_USER)
