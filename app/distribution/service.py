@@ -6,7 +6,7 @@ keyed by its cause, so that a repeated call finds the key and does nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Protocol
 
@@ -20,6 +20,7 @@ from app.distribution.settings import HARD_MAX_DEPTH, load_distribution_settings
 from app.enums import CommissionKind, CommissionStatus, OrderStatus
 from app.ledger.service import (
     PLATFORM_SALES,
+    AccountRef,
     Txn,
     post,
     post_many,
@@ -300,21 +301,13 @@ async def release_due(now: datetime) -> int:
                 .limit(RELEASE_BATCH)
                 .values_list("id", "user_id", "amount_fen")
             )
-            for commission_id, user_id, amount in due:
-                # The conditional update is the guard: a refund cancelling it meanwhile wins.
-                if (
-                    not await Commission.filter(id=commission_id, status=CommissionStatus.PENDING)
-                    .using_db(conn)
-                    .update(status=CommissionStatus.AVAILABLE)
-                ):
-                    continue
-                await post(
-                    f"commission-available:{commission_id}",
-                    "commission_available",
-                    [(user_commission_pending(user_id), -amount), (user_cash(user_id), amount)],
-                    conn,
-                )
-                released += 1
+            released += await _leave_pending(
+                due,
+                CommissionStatus.AVAILABLE,
+                ("commission-available", "commission_available"),
+                user_cash,
+                conn,
+            )
         if len(due) < RELEASE_BATCH:
             return released
 
@@ -327,22 +320,41 @@ async def cancel_for_order(order_id: int, conn: BaseDBAsyncClient, *, now: datet
         .order_by("id")
         .values_list("id", "user_id", "amount_fen")
     )
-    cancelled = 0
-    for commission_id, user_id, amount in pending:
+    return await _leave_pending(
+        pending,
+        CommissionStatus.CANCELLED,
+        ("commission-cancel", "commission_cancel"),
+        lambda _: PLATFORM_SALES,
+        conn,
+    )
+
+
+async def _leave_pending(
+    rows: list[tuple[int, int, int]],
+    status: CommissionStatus,
+    cause: tuple[str, str],  # (ledger key prefix, ledger transaction kind)
+    destination: Callable[[int], AccountRef],
+    conn: BaseDBAsyncClient,
+) -> int:
+    """Move each (id, user, amount) PENDING commission to `status` and its amount from the user's
+    pending account to `destination(user)`; how many moved. The conditional update is the guard:
+    of a release and a refund racing for one commission, the first wins and the other skips it."""
+    moved = 0
+    for commission_id, user_id, amount in rows:
         if (
             not await Commission.filter(id=commission_id, status=CommissionStatus.PENDING)
             .using_db(conn)
-            .update(status=CommissionStatus.CANCELLED)
+            .update(status=status)
         ):
             continue
         await post(
-            f"commission-cancel:{commission_id}",
-            "commission_cancel",
-            [(user_commission_pending(user_id), -amount), (PLATFORM_SALES, amount)],
+            f"{cause[0]}:{commission_id}",
+            cause[1],
+            [(user_commission_pending(user_id), -amount), (destination(user_id), amount)],
             conn,
         )
-        cancelled += 1
-    return cancelled
+        moved += 1
+    return moved
 
 
 async def completed_turnover(day: date, tz: tzinfo, conn: BaseDBAsyncClient) -> int:
