@@ -21,6 +21,7 @@ from app.bench.report import Progress
 from app.catalog.service import upsert_product
 from app.db import close_db, init_db, migrate_db
 from app.members.service import login_with_openid
+from app.orders.models import Order
 from app.orders.service import LineRequest, create_order, record_payment
 from app.rebate.figures import BUCKET_SIZE
 from app.rebate.models import QueueEntry
@@ -38,23 +39,29 @@ class SeededQueue:
     owner_entry_ids: list[int]  # oldest first: the first is behind everyone else
 
 
-async def _paid_and_settled(user_id: int, product_id: int, tag: str) -> int:
+async def paid_order(user_id: int, product_id: int, transaction_id: str) -> Order:
+    """A one-line order of `product_id`, paid as a verified WeChat notification records it."""
     now = datetime.now(UTC)
     order = await create_order(user_id, [LineRequest(product_id, 1)], now=now)
     await record_payment(
         PaymentNotice(
             out_trade_no=order.out_trade_no,
-            transaction_id=f"seed{tag}",
+            transaction_id=transaction_id,
             total_fee=order.payable_fen,
             cash_fee=order.payable_fen,
-            appid="seed",
-            mch_id="seed",
-            openid="seed",
+            appid="bench",
+            mch_id="bench",
+            openid="bench",
             time_end=now,
             raw={},
         )
     )
-    await settle_orders([order.id], now=now)
+    return order
+
+
+async def _paid_and_settled(user_id: int, product_id: int, tag: str) -> int:
+    order = await paid_order(user_id, product_id, f"seed{tag}")
+    await settle_orders([order.id], now=datetime.now(UTC))
     return order.id
 
 

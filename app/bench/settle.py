@@ -24,14 +24,12 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from app.bench.infra import BenchEnv, flushed_redis, fresh_database, service_environ
 from app.bench.report import BenchResult, Progress
 from app.bench.scale import Scale
-from app.bench.seed import copy_rows, max_id
+from app.bench.seed import copy_rows, max_id, paid_order
 from app.catalog.service import upsert_product
 from app.db import close_db, init_db, migrate_db
 from app.ledger.audit import audit
 from app.members.service import login_with_openid
 from app.orders.models import Order
-from app.orders.service import LineRequest, create_order, record_payment
-from app.wechat.pay_notify import PaymentNotice
 
 TARGET_PER_SECOND = 5000.0
 TARGET_RATIO = 5.0
@@ -128,20 +126,7 @@ async def _paid_orders(count: int, product_id: int, tag: str, progress: Progress
     stage = f"paying {count} orders ({tag})"
     progress.update(0, count, stage)
     user = await login_with_openid(f"bench-settle-{tag}-0", "bench")
-    order = await create_order(user.id, [LineRequest(product_id, 1)], now=datetime.now(UTC))
-    await record_payment(
-        PaymentNotice(
-            out_trade_no=order.out_trade_no,
-            transaction_id=f"bench{tag}0",
-            total_fee=order.payable_fen,
-            cash_fee=order.payable_fen,
-            appid="bench",
-            mch_id="bench",
-            openid=f"bench-settle-{tag}-0",
-            time_end=datetime.now(UTC),
-            raw={},
-        )
-    )
+    order = await paid_order(user.id, product_id, f"bench{tag}0")
     conn = connections.get("default")
     copies = count - 1
     done = 1
