@@ -162,10 +162,6 @@ async def _drop_quietly(queue_id: int) -> None:
         return
 
 
-def _client(conn: BaseDBAsyncClient | None) -> BaseDBAsyncClient:
-    return conn or connections.get("default")
-
-
 def _marks(client: BaseDBAsyncClient, first: int, count: int) -> list[str]:
     if client.capabilities.dialect == "postgres":
         return [f"${i}" for i in range(first, first + count)]
@@ -212,26 +208,13 @@ async def _cached_any(queue_id: int, bucket: int) -> tuple[int, BucketSums] | No
         return None
 
 
-async def _blocks_before(
-    wanted: dict[int, set[int]], versions: dict[int, int], client: BaseDBAsyncClient
+async def _blocks_from_database(
+    wanted: dict[int, list[int]], client: BaseDBAsyncClient
 ) -> dict[tuple[int, int], BucketSums]:
-    """For each (queue, block) asked: the sums of the queue's blocks before that block. From the
-    cache at the database's version, else the queue is rebuilt from the database once."""
+    """For each (queue, block) the cache could not give: the sums of the queue's blocks before
+    it, loading the queue into the cache where readers load it, else summed by the database."""
     found: dict[tuple[int, int], BucketSums] = {}
-    for queue_id, version in versions.items():
-        buckets = sorted(wanted[queue_id])
-        cached: list[BucketSums | None] = []
-        for bucket in buckets:
-            try:
-                sums = await _cache.prefix(queue_id, version, bucket)
-            except Exception:
-                sums = None
-            if sums is None:
-                break
-            cached.append(sums)
-        if len(cached) == len(buckets):
-            found.update({(queue_id, b): s for b, s in zip(buckets, cached, strict=True)})
-            continue
+    for queue_id, buckets in wanted.items():
         if not _readers_load:
             found.update(await _summed_in_database(queue_id, buckets, client))
             continue
@@ -272,7 +255,7 @@ async def _summed_in_database(
 async def warm_figure_caches() -> int:
     """Load into the cache every queue with waiting entries that it lacks or holds stale; the
     number loaded. A timer's job: a reader never waits for it."""
-    client = _client(None)
+    client = connections.get("default")
     rows = await client.execute_query_dict(
         "SELECT id, version FROM rebate_queue WHERE waiting_count > 0 ORDER BY id"
     )
@@ -314,9 +297,7 @@ async def _within_blocks(
 
 
 async def ahead_of_many(
-    places: list[tuple[int, int]],
-    reward_order: RewardOrder,
-    conn: BaseDBAsyncClient | None = None,
+    places: list[tuple[int, int]], reward_order: RewardOrder
 ) -> dict[tuple[int, int], tuple[int, int]]:
     """For each (queue, entry number): (count, remaining) of the eligible waiting entries with a
     lower number (SPEC §12). A bounded number of statements however many places are asked."""
@@ -327,31 +308,24 @@ async def ahead_of_many(
     wanted: dict[int, set[int]] = defaultdict(set)
     for queue_id, number in distinct:
         wanted[queue_id].add(bucket_of(number))
-    client = _client(conn)
-    queue_ids = sorted(wanted)
+    client = connections.get("default")
+    blocks = sorted((queue_id, b) for queue_id, buckets in wanted.items() for b in buckets)
+    # The database (on pooled connections) and the cache are asked at once, so the screen waits
+    # for one round trip.
+    versions, within, *cached = await asyncio.gather(
+        _versions(sorted(wanted), client),
+        _within_blocks(distinct, completed_first, client),
+        *(_cached_any(queue_id, bucket) for queue_id, bucket in blocks),
+    )
+    # A cached sum is kept only when its version is the one the database gave.
     before: dict[tuple[int, int], BucketSums] = {}
-    if conn is None:
-        # The database and the cache are asked at once, so the screen waits for one round trip;
-        # a cached sum is kept only when its version is the one the database gave.
-        blocks = sorted((queue_id, b) for queue_id, buckets in wanted.items() for b in buckets)
-        versions, within, *cached = await asyncio.gather(
-            _versions(queue_ids, client),
-            _within_blocks(distinct, completed_first, client),
-            *(_cached_any(queue_id, bucket) for queue_id, bucket in blocks),
-        )
-        missing: dict[int, set[int]] = defaultdict(set)
-        for (queue_id, bucket), hit in zip(blocks, cached, strict=True):
-            if hit is not None and hit[0] == versions.get(queue_id):
-                before[(queue_id, bucket)] = hit[1]
-            else:
-                missing[queue_id].add(bucket)
-        wanted = missing
-    else:
-        versions = await _versions(queue_ids, client)
-        within = await _within_blocks(distinct, completed_first, client)
-    if wanted:
-        present = {queue_id: versions[queue_id] for queue_id in wanted if queue_id in versions}
-        before.update(await _blocks_before(wanted, present, client))
+    missing: dict[int, list[int]] = defaultdict(list)
+    for (queue_id, bucket), hit in zip(blocks, cached, strict=True):
+        if hit is not None and hit[0] == versions.get(queue_id):
+            before[(queue_id, bucket)] = hit[1]
+        elif queue_id in versions:
+            missing[queue_id].append(bucket)
+    before.update(await _blocks_from_database(missing, client))
     answer: dict[tuple[int, int], tuple[int, int]] = {}
     for (queue_id, number), (count, fen) in zip(distinct, within, strict=True):
         sums = before.get((queue_id, bucket_of(number)), BucketSums(0, 0, 0, 0))
@@ -362,11 +336,9 @@ async def ahead_of_many(
     return answer
 
 
-async def ahead_of(
-    queue_id: int, number: int, reward_order: RewardOrder, conn: BaseDBAsyncClient | None = None
-) -> tuple[int, int]:
+async def ahead_of(queue_id: int, number: int, reward_order: RewardOrder) -> tuple[int, int]:
     """(count, remaining) of the eligible waiting entries with a lower entry number (SPEC §12)."""
-    return (await ahead_of_many([(queue_id, number)], reward_order, conn))[(queue_id, number)]
+    return (await ahead_of_many([(queue_id, number)], reward_order))[(queue_id, number)]
 
 
 async def daily_inflows(queue_ids: list[int], today: date) -> dict[int, float]:
@@ -375,7 +347,7 @@ async def daily_inflows(queue_ids: list[int], today: date) -> dict[int, float]:
     distinct = sorted(set(queue_ids))
     if not distinct:
         return {}
-    client = _client(None)
+    client = connections.get("default")
     since = today - timedelta(days=INFLOW_DAYS - 1)
     marks = _marks(client, 1, len(distinct) + 2)
     rows = await client.execute_query_dict(
