@@ -47,6 +47,12 @@ class Params:
             return "1 = 0"
         return f"{column} IN ({', '.join(self(value) for value in values)})"
 
+    def marks(self, count: int, start: int = 1) -> str:
+        """Placeholders `start`..`start + count - 1` of a statement sent with `execute_many`."""
+        if self.postgres:
+            return ", ".join(f"${index}" for index in range(start, start + count))
+        return ", ".join("?" * count)
+
 
 def _chunks(conn: BaseDBAsyncClient, width: int, rows: Sequence[Sequence[Any]]):
     if is_postgres(conn):

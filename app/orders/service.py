@@ -5,31 +5,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
+from app.bulk import Params
 from app.catalog.models import Product
 from app.enums import OrderKind, OrderStatus
 from app.errors import BadInput, Conflict, Forbidden, NotFound
 from app.ids import parse_id
-from app.ledger.models import Account
 from app.ledger.service import (
     EXTERNAL_WECHAT,
     PLATFORM_LOVE_VALUE,
     PLATFORM_POINTS,
     PLATFORM_SALES,
     AccountRef,
-    InsufficientBalance,
-    account_id,
+    Txn,
     balance_of,
     post,
+    post_many,
     user_love_value,
     user_points,
 )
@@ -287,7 +285,7 @@ async def record_payments(notices: Sequence[PaymentNotice]) -> list[PaymentOutco
     and query building cost more CPU than the database does.
     """
     async with in_transaction() as conn:
-        sql = _Params(conn)
+        sql = Params(conn)
         rows = await conn.execute_query_dict(
             "SELECT id, out_trade_no, kind, status, payable_fen, transaction_id FROM app_order "
             f"WHERE {sql.among('out_trade_no', {n.out_trade_no for n in notices})} "
@@ -295,7 +293,7 @@ async def record_payments(notices: Sequence[PaymentNotice]) -> list[PaymentOutco
             sql.values,
         )
         orders = {row["out_trade_no"]: _Payable(**row) for row in rows}
-        sql = _Params(conn)
+        sql = Params(conn)
         used = {
             row["transaction_id"]
             for row in await conn.execute_query_dict(
@@ -317,7 +315,7 @@ async def record_payments(notices: Sequence[PaymentNotice]) -> list[PaymentOutco
                 paid.append((order, notice))
         if paid:
             now = datetime.now(UTC)
-            marks = _Params(conn).marks
+            marks = Params(conn).marks
             await conn.execute_many(
                 "INSERT INTO payment_notification (transaction_id, order_id, total_fee, "
                 f"received_at) VALUES ({marks(4)})",
@@ -332,7 +330,7 @@ async def record_payments(notices: Sequence[PaymentNotice]) -> list[PaymentOutco
                     for o, _ in paid
                 ],
             )
-            await _post_payments([order for order, _ in paid], now, conn)
+            await _post_payments([order for order, _ in paid], conn)
     return outcomes
 
 
@@ -348,31 +346,6 @@ class _Payable:
     transaction_id: str | None
     paid_at: datetime | None = None
     completed_at: datetime | None = None
-
-
-class _Params:
-    """The parameters of one hand-written statement, in the connection's dialect."""
-
-    def __init__(self, conn: BaseDBAsyncClient) -> None:
-        self.postgres = conn.capabilities.dialect == "postgres"
-        self.values: list[Any] = []
-
-    def __call__(self, value: Any) -> str:
-        self.values.append(value)
-        return f"${len(self.values)}" if self.postgres else "?"
-
-    def among(self, column: str, values: Iterable[Any]) -> str:
-        """`column` is one of `values` (at least one): one array parameter in PostgreSQL."""
-        values = sorted(values)
-        if self.postgres:
-            return f"{column} = ANY({self(values)})"
-        return f"{column} IN ({', '.join(self(value) for value in values)})"
-
-    def marks(self, count: int, start: int = 1) -> str:
-        """Placeholders `start`..`start + count - 1` of a statement sent with `execute_many`."""
-        if self.postgres:
-            return ", ".join(f"${index}" for index in range(start, start + count))
-        return ", ".join("?" * count)
 
 
 class PaymentRecorder:
@@ -453,60 +426,15 @@ def _judge_payment(
     return PaymentOutcome(True, order.id, True)
 
 
-async def _post_payments(
-    orders: Sequence[_Payable], now: datetime, conn: BaseDBAsyncClient
-) -> None:
-    """Each order's `payment:<transaction id>` ledger transaction, as `post` writes one, at once.
-
-    Each keeps its own key and postings; each account's balance moves once by their sum.
-    """
-    wanted = {
-        f"payment:{order.transaction_id}": order
-        for order in orders
-        if order.transaction_id is not None and order.payable_fen
-    }
-    if not wanted:
-        return
-    sql = _Params(conn)
-    posted = {
-        row["key"]
-        for row in await conn.execute_query_dict(
-            f"SELECT key FROM ledger_transaction WHERE {sql.among('key', wanted)}", sql.values
-        )
-    }
-    new = {key: order for key, order in wanted.items() if key not in posted}
-    if not new:
-        return
-    marks = sql.marks
-    await conn.execute_many(
-        f"INSERT INTO ledger_transaction (key, kind, created_at) VALUES ({marks(3)})",
-        [[key, "payment", now] for key in new],
-    )
-    sql = _Params(conn)
-    txn_ids = {
-        row["key"]: row["id"]
-        for row in await conn.execute_query_dict(
-            f"SELECT id, key FROM ledger_transaction WHERE {sql.among('key', new)}", sql.values
-        )
-    }
-    legs: dict[AccountRef, list[tuple[str, int]]] = defaultdict(list)
-    for key, order in new.items():
-        for ref, amount in _payment_postings(order.payable_fen):
-            legs[ref].append((key, amount))
-    rows = []
-    # Accounts in code order, as `post` takes them: no two transactions lock them crosswise.
-    for ref in sorted(legs, key=lambda r: r.code):
-        total = sum(amount for _, amount in legs[ref])
-        acc_id = await account_id(ref, conn)
-        query = Account.filter(id=acc_id)
-        if total < 0 and not ref.may_go_negative:
-            query = query.filter(balance__gte=-total)
-        if not await query.using_db(conn).update(balance=F("balance") + total):
-            raise InsufficientBalance(f"not enough in {ref.code} for {-total}")
-        rows += [[txn_ids[key], acc_id, ref.currency.value, amount] for key, amount in legs[ref]]
-    await conn.execute_many(
-        f"INSERT INTO ledger_posting (txn_id, account_id, currency, amount) VALUES ({marks(4)})",
-        rows,
+async def _post_payments(orders: Sequence[_Payable], conn: BaseDBAsyncClient) -> None:
+    """Each order's `payment:<transaction id>` ledger transaction, as `post` writes one, at once."""
+    await post_many(
+        [
+            Txn(f"payment:{order.transaction_id}", "payment", _payment_postings(order.payable_fen))
+            for order in orders
+            if order.transaction_id is not None and order.payable_fen
+        ],
+        conn,
     )
 
 
