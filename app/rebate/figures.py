@@ -162,21 +162,15 @@ async def _drop_quietly(queue_id: int) -> None:
         return
 
 
-def _marks(client: BaseDBAsyncClient, first: int, count: int) -> list[str]:
-    if client.capabilities.dialect == "postgres":
-        return [f"${i}" for i in range(first, first + count)]
-    return ["?"] * count
-
-
 async def _load_blocks(queue_id: int, client: BaseDBAsyncClient) -> dict[int, BucketSums]:
     """Every block of a queue in one statement (one snapshot), cached at the version it read."""
-    (mark,) = _marks(client, 1, 1)
+    p = Params(client)
     rows = await client.execute_query_dict(
         "SELECT q.version AS version, b.bucket AS bucket, b.waiting_count AS wc, "
         "b.waiting_fen AS wf, b.completed_count AS cc, b.completed_fen AS cf "
         "FROM rebate_queue q LEFT JOIN queue_bucket b ON b.queue_id = q.id "
-        f"WHERE q.id = {mark}",
-        [queue_id],
+        f"WHERE q.id = {p(queue_id)}",
+        p.values,
     )
     if not rows:
         return {}
@@ -194,9 +188,9 @@ async def _load_blocks(queue_id: int, client: BaseDBAsyncClient) -> dict[int, Bu
 
 
 async def _versions(queue_ids: list[int], client: BaseDBAsyncClient) -> dict[int, int]:
-    marks = _marks(client, 1, len(queue_ids))
+    p = Params(client)
     rows = await client.execute_query_dict(
-        f"SELECT id, version FROM rebate_queue WHERE id IN ({', '.join(marks)})", queue_ids
+        f"SELECT id, version FROM rebate_queue WHERE {p.among('id', queue_ids)}", p.values
     )
     return {int(row["id"]): int(row["version"]) for row in rows}
 
@@ -232,18 +226,15 @@ async def _summed_in_database(
     queue_id: int, buckets: list[int], client: BaseDBAsyncClient
 ) -> dict[tuple[int, int], BucketSums]:
     """The sums of the blocks before each bucket, added up by the database in one statement."""
-    parts: list[str] = []
-    params: list[object] = []
-    for index, bucket in enumerate(buckets):
-        q, b = _marks(client, len(params) + 1, 2)
-        parts.append(
-            f"SELECT {index} AS k, COALESCE(SUM(waiting_count), 0) AS wc, "
-            "COALESCE(SUM(waiting_fen), 0) AS wf, COALESCE(SUM(completed_count), 0) AS cc, "
-            f"COALESCE(SUM(completed_fen), 0) AS cf FROM queue_bucket "
-            f"WHERE queue_id = {q} AND bucket < {b}"
-        )
-        params += [queue_id, bucket]
-    rows = await client.execute_query_dict(" UNION ALL ".join(parts), params)
+    p = Params(client)
+    parts = [
+        f"SELECT {index} AS k, COALESCE(SUM(waiting_count), 0) AS wc, "
+        "COALESCE(SUM(waiting_fen), 0) AS wf, COALESCE(SUM(completed_count), 0) AS cc, "
+        "COALESCE(SUM(completed_fen), 0) AS cf FROM queue_bucket "
+        f"WHERE queue_id = {p(queue_id)} AND bucket < {p(bucket)}"
+        for index, bucket in enumerate(buckets)
+    ]
+    rows = await client.execute_query_dict(" UNION ALL ".join(parts), p.values)
     return {
         (queue_id, buckets[int(r["k"])]): BucketSums(
             int(r["wc"]), int(r["wf"]), int(r["cc"]), int(r["cf"])
@@ -277,19 +268,16 @@ async def _within_blocks(
 ) -> list[tuple[int, int]]:
     """(count, remaining) of the eligible waiting entries from the start of each place's block
     up to its number, for all places in one statement."""
-    parts: list[str] = []
-    params: list[object] = []
+    p = Params(client)
     completed = " AND order_completed = TRUE" if completed_first else ""
-    for index, (queue_id, number) in enumerate(places):
-        q, s, lo, hi = _marks(client, len(params) + 1, 4)
-        parts.append(
-            f"SELECT {index} AS k, COUNT(*) AS n, "
-            "COALESCE(SUM(entitlement_fen - rewarded_fen), 0) AS fen FROM queue_entry "
-            f"WHERE queue_id = {q} AND status = {s} AND number >= {lo} AND number < {hi}"
-            f"{completed}"
-        )
-        params += [queue_id, EntryStatus.WAITING.value, bucket_of(number) * BUCKET_SIZE, number]
-    rows = await client.execute_query_dict(" UNION ALL ".join(parts), params)
+    parts = [
+        f"SELECT {index} AS k, COUNT(*) AS n, "
+        "COALESCE(SUM(entitlement_fen - rewarded_fen), 0) AS fen FROM queue_entry "
+        f"WHERE queue_id = {p(queue_id)} AND status = {p(EntryStatus.WAITING.value)} "
+        f"AND number >= {p(bucket_of(number) * BUCKET_SIZE)} AND number < {p(number)}{completed}"
+        for index, (queue_id, number) in enumerate(places)
+    ]
+    rows = await client.execute_query_dict(" UNION ALL ".join(parts), p.values)
     within = [(0, 0)] * len(places)
     for row in rows:
         within[int(row["k"])] = (int(row["n"]), int(row["fen"]))
@@ -349,13 +337,13 @@ async def daily_inflows(queue_ids: list[int], today: date) -> dict[int, float]:
         return {}
     client = connections.get("default")
     since = today - timedelta(days=INFLOW_DAYS - 1)
-    marks = _marks(client, 1, len(distinct) + 2)
+    p = Params(client)
     rows = await client.execute_query_dict(
         "SELECT queue_id AS queue_id, MIN(day) AS first_day, "
-        f"SUM(CASE WHEN day >= {marks[0]} THEN contributed_fen ELSE 0 END) AS recent "
-        f"FROM queue_day WHERE day <= {marks[1]} AND queue_id IN ({', '.join(marks[2:])}) "
+        f"SUM(CASE WHEN day >= {p(since)} THEN contributed_fen ELSE 0 END) AS recent "
+        f"FROM queue_day WHERE day <= {p(today)} AND {p.among('queue_id', distinct)} "
         "GROUP BY queue_id",
-        [since, today, *distinct],
+        p.values,
     )
     inflows = dict.fromkeys(distinct, 0.0)
     for row in rows:

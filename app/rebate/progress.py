@@ -8,6 +8,7 @@ from datetime import datetime
 
 from tortoise import connections
 
+from app.bulk import Params
 from app.config import get_settings
 from app.enums import EntryStatus, RatioSource
 from app.errors import NotFound
@@ -145,18 +146,17 @@ async def payouts_of_entries(
     if not entry_ids:
         return pages
     client = connections.get("default")
-    postgres = client.capabilities.dialect == "postgres"
-    marks = [f"${i}" if postgres else "?" for i in range(1, len(entry_ids) + 3)]
+    p = Params(client)
     # The first `limit` of each entry, chosen in the database: an entry may have many payouts.
     rows = await client.execute_query_dict(
         "SELECT r.id AS id, r.entry_id AS entry_id, r.from_order_id AS from_order_id, "
         "r.amount_fen AS amount_fen, r.created_at AS created_at, u.nickname AS nickname, "
         "u.avatar_url AS avatar_url FROM (SELECT id, entry_id, from_order_id, amount_fen, "
         "created_at, ROW_NUMBER() OVER (PARTITION BY entry_id ORDER BY id) AS rn FROM payout "
-        f"WHERE id > {marks[0]} AND entry_id IN ({', '.join(marks[1:-1])})) r "
+        f"WHERE id > {p(after_id or 0)} AND {p.among('entry_id', entry_ids)}) r "
         "JOIN app_order o ON o.id = r.from_order_id LEFT JOIN app_user u ON u.id = o.user_id "
-        f"WHERE r.rn <= {marks[-1]} ORDER BY r.id",
-        [after_id or 0, *entry_ids, limit],
+        f"WHERE r.rn <= {p(limit)} ORDER BY r.id",
+        p.values,
     )
     shown = settings.display.show_member_info
     for row in rows:

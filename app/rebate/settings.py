@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from app.bulk import Params
 from app.enums import DeductionMode, LotteryMode, ResetSchedule, RewardOrder, SettleOn
 from app.errors import BadInput
 from app.money import MAX_RATIO_BP
@@ -207,9 +208,9 @@ _last_read: tuple[str, RebateSettings] | None = None
 async def load_rebate_settings(conn: BaseDBAsyncClient | None = None) -> RebateSettings:
     global _last_read
     client = conn or connections.get("default")
-    mark = "$1" if client.capabilities.dialect == "postgres" else "?"
+    p = Params(client)
     rows = await client.execute_query_dict(
-        f"SELECT data FROM plugin_settings WHERE key = {mark}", ["rebate"]
+        f"SELECT data FROM plugin_settings WHERE key = {p('rebate')}", p.values
     )
     if not rows:
         return RebateSettings()
