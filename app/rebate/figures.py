@@ -355,8 +355,3 @@ async def daily_inflows(queue_ids: list[int], today: date) -> dict[int, float]:
         start = max(since, first_day)
         inflows[int(row["queue_id"])] = recent / ((today - start).days + 1)
     return inflows
-
-
-async def daily_inflow_fen(queue_id: int, today: date) -> float:
-    """Contributions per day over the last week, or over the queue's life when it is younger."""
-    return (await daily_inflows([queue_id], today))[queue_id]

@@ -172,12 +172,3 @@ async def payouts_of_entries(
             )
         )
     return pages
-
-
-async def entry_payouts(
-    entry_id: int, settings: RebateSettings, *, after_id: int | None, limit: int
-) -> list[PayoutView]:
-    """The payouts an entry received, oldest first, with the payer as the settings allow."""
-    return (await payouts_of_entries([entry_id], settings, after_id=after_id, limit=limit))[
-        entry_id
-    ]
