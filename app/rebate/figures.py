@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -13,6 +14,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from app.bulk import Params, insert_rows
 from app.enums import EntryStatus, RewardOrder
+from app.rebate.answers import answers
 from app.rebate.figure_cache import BucketSums, FigureCache, InMemoryFigureCache
 
 BUCKET_SIZE = 256
@@ -67,11 +69,16 @@ class FigureDeltas:
         for (queue_id, bucket), (wc, wf, cc, cf) in self.buckets.items():
             if wc or wf or cc or cf:
                 changed[queue_id][bucket] = BucketSums(wc, wf, cc, cf)
-        if changed:
+        # Every queue touched gets a new version, even when its changes cancel out: an entry
+        # paid in full and one joining the same block leave the block's sums as they were, but
+        # not the figures of the entries between them, and the answers kept under a version
+        # (`answers`) must never outlive a change.
+        touched = {queue_id for queue_id, _ in self.buckets} | {q for q, _ in self.days}
+        if touched:
             p = Params(conn)
             bumped = await conn.execute_query_dict(
                 "UPDATE rebate_queue SET version = version + 1 "
-                f"WHERE {p.among('id', sorted(changed))} RETURNING id, version",
+                f"WHERE {p.among('id', sorted(touched))} RETURNING id, version",
                 p.values,
             )
             for row in bumped:
@@ -162,8 +169,11 @@ async def _drop_quietly(queue_id: int) -> None:
         return
 
 
-async def _load_blocks(queue_id: int, client: BaseDBAsyncClient) -> dict[int, BucketSums]:
-    """Every block of a queue in one statement (one snapshot), cached at the version it read."""
+async def _load_blocks(
+    queue_id: int, client: BaseDBAsyncClient
+) -> tuple[int | None, dict[int, BucketSums]]:
+    """(version, every block) of a queue in one statement (one snapshot), cached at that
+    version."""
     p = Params(client)
     rows = await client.execute_query_dict(
         "SELECT q.version AS version, b.bucket AS bucket, b.waiting_count AS wc, "
@@ -173,7 +183,7 @@ async def _load_blocks(queue_id: int, client: BaseDBAsyncClient) -> dict[int, Bu
         p.values,
     )
     if not rows:
-        return {}
+        return None, {}
     version = int(rows[0]["version"])
     blocks = {
         int(r["bucket"]): BucketSums(int(r["wc"]), int(r["wf"]), int(r["cc"]), int(r["cf"]))
@@ -184,15 +194,7 @@ async def _load_blocks(queue_id: int, client: BaseDBAsyncClient) -> dict[int, Bu
         await _cache.load(queue_id, version, blocks)
     except Exception:
         await _drop_quietly(queue_id)
-    return blocks
-
-
-async def _versions(queue_ids: list[int], client: BaseDBAsyncClient) -> dict[int, int]:
-    p = Params(client)
-    rows = await client.execute_query_dict(
-        f"SELECT id, version FROM rebate_queue WHERE {p.among('id', queue_ids)}", p.values
-    )
-    return {int(row["id"]): int(row["version"]) for row in rows}
+    return version, blocks
 
 
 async def _cached_any(queue_id: int, bucket: int) -> tuple[int, BucketSums] | None:
@@ -204,28 +206,34 @@ async def _cached_any(queue_id: int, bucket: int) -> tuple[int, BucketSums] | No
 
 async def _blocks_from_database(
     wanted: dict[int, list[int]], client: BaseDBAsyncClient
-) -> dict[tuple[int, int], BucketSums]:
+) -> tuple[dict[tuple[int, int], BucketSums], dict[int, int]]:
     """For each (queue, block) the cache could not give: the sums of the queue's blocks before
-    it, loading the queue into the cache where readers load it, else summed by the database."""
+    it, loading the queue into the cache where readers load it, else summed by the database;
+    and the version each queue's sums were read at."""
     found: dict[tuple[int, int], BucketSums] = {}
+    versions: dict[int, int] = {}
     for queue_id, buckets in wanted.items():
         if not _readers_load:
-            found.update(await _summed_in_database(queue_id, buckets, client))
-            continue
-        blocks = await _load_blocks(queue_id, client)
-        for bucket in buckets:
-            total = BucketSums(0, 0, 0, 0)
-            for block, sums in blocks.items():
-                if block < bucket:
-                    total = total + sums
-            found[(queue_id, bucket)] = total
-    return found
+            version, sums = await _summed_in_database(queue_id, buckets, client)
+            found.update(sums)
+        else:
+            version, blocks = await _load_blocks(queue_id, client)
+            for bucket in buckets:
+                total = BucketSums(0, 0, 0, 0)
+                for block, block_sums in blocks.items():
+                    if block < bucket:
+                        total = total + block_sums
+                found[(queue_id, bucket)] = total
+        if version is not None:
+            versions[queue_id] = version
+    return found, versions
 
 
 async def _summed_in_database(
     queue_id: int, buckets: list[int], client: BaseDBAsyncClient
-) -> dict[tuple[int, int], BucketSums]:
-    """The sums of the blocks before each bucket, added up by the database in one statement."""
+) -> tuple[int | None, dict[tuple[int, int], BucketSums]]:
+    """(version, the sums of the blocks before each bucket), added up by the database in one
+    statement."""
     p = Params(client)
     parts = [
         f"SELECT {index} AS k, COALESCE(SUM(waiting_count), 0) AS wc, "
@@ -234,13 +242,23 @@ async def _summed_in_database(
         f"WHERE queue_id = {p(queue_id)} AND bucket < {p(bucket)}"
         for index, bucket in enumerate(buckets)
     ]
+    # The queue's version comes in the same statement, so from the same snapshot (k = -1).
+    parts.append(
+        f"SELECT -1 AS k, version AS wc, 0 AS wf, 0 AS cc, 0 AS cf FROM rebate_queue "
+        f"WHERE id = {p(queue_id)}"
+    )
     rows = await client.execute_query_dict(" UNION ALL ".join(parts), p.values)
-    return {
-        (queue_id, buckets[int(r["k"])]): BucketSums(
+    version = None
+    sums: dict[tuple[int, int], BucketSums] = {}
+    for r in rows:
+        k = int(r["k"])
+        if k < 0:
+            version = int(r["wc"])
+            continue
+        sums[(queue_id, buckets[k])] = BucketSums(
             int(r["wc"]), int(r["wf"]), int(r["cc"]), int(r["cf"])
         )
-        for r in rows
-    }
+    return version, sums
 
 
 async def warm_figure_caches() -> int:
@@ -265,9 +283,9 @@ async def warm_figure_caches() -> int:
 
 async def _within_blocks(
     places: list[tuple[int, int]], completed_first: bool, client: BaseDBAsyncClient
-) -> list[tuple[int, int]]:
+) -> tuple[list[tuple[int, int]], dict[int, int]]:
     """(count, remaining) of the eligible waiting entries from the start of each place's block
-    up to its number, for all places in one statement."""
+    up to its number, and the version of every queue, all in one statement: one snapshot."""
     p = Params(client)
     completed = " AND order_completed = TRUE" if completed_first else ""
     parts = [
@@ -277,22 +295,45 @@ async def _within_blocks(
         f"AND number >= {p(bucket_of(number) * BUCKET_SIZE)} AND number < {p(number)}{completed}"
         for index, (queue_id, number) in enumerate(places)
     ]
+    # Versions are told apart by a negative k: -1 - queue id.
+    queue_ids = sorted({queue_id for queue_id, _ in places})
+    parts.append(
+        f"SELECT -1 - id AS k, version AS n, 0 AS fen FROM rebate_queue "
+        f"WHERE {p.among('id', queue_ids)}"
+    )
     rows = await client.execute_query_dict(" UNION ALL ".join(parts), p.values)
     within = [(0, 0)] * len(places)
+    versions: dict[int, int] = {}
     for row in rows:
-        within[int(row["k"])] = (int(row["n"]), int(row["fen"]))
-    return within
+        k = int(row["k"])
+        if k < 0:
+            versions[-1 - k] = int(row["n"])
+        else:
+            within[k] = (int(row["n"]), int(row["fen"]))
+    return within, versions
 
 
 async def ahead_of_many(
-    places: list[tuple[int, int]], reward_order: RewardOrder
+    places: list[tuple[int, int]],
+    reward_order: RewardOrder,
+    versions: Mapping[int, int] | None = None,
 ) -> dict[tuple[int, int], tuple[int, int]]:
     """For each (queue, entry number): (count, remaining) of the eligible waiting entries with a
-    lower number (SPEC §12). A bounded number of statements however many places are asked."""
-    distinct = sorted(set(places))
-    if not distinct:
-        return {}
+    lower number (SPEC §12). A bounded number of statements however many places are asked, and
+    none for a place whose queue's version the caller read (`versions`) and whose answer at that
+    version is kept."""
     completed_first = reward_order == RewardOrder.COMPLETED_FIRST
+    answer: dict[tuple[int, int], tuple[int, int]] = {}
+    distinct: list[tuple[int, int]] = []
+    for place in sorted(set(places)):
+        version = versions.get(place[0]) if versions else None
+        kept = None if version is None else answers.get(_ahead_key(place, version, completed_first))
+        if kept is None:
+            distinct.append(place)
+        else:
+            answer[place] = kept
+    if not distinct:
+        return answer
     wanted: dict[int, set[int]] = defaultdict(set)
     for queue_id, number in distinct:
         wanted[queue_id].add(bucket_of(number))
@@ -300,8 +341,7 @@ async def ahead_of_many(
     blocks = sorted((queue_id, b) for queue_id, buckets in wanted.items() for b in buckets)
     # The database (on pooled connections) and the cache are asked at once, so the screen waits
     # for one round trip.
-    versions, within, *cached = await asyncio.gather(
-        _versions(sorted(wanted), client),
+    (within, read), *cached = await asyncio.gather(
         _within_blocks(distinct, completed_first, client),
         *(_cached_any(queue_id, bucket) for queue_id, bucket in blocks),
     )
@@ -309,19 +349,29 @@ async def ahead_of_many(
     before: dict[tuple[int, int], BucketSums] = {}
     missing: dict[int, list[int]] = defaultdict(list)
     for (queue_id, bucket), hit in zip(blocks, cached, strict=True):
-        if hit is not None and hit[0] == versions.get(queue_id):
+        if hit is not None and hit[0] == read.get(queue_id):
             before[(queue_id, bucket)] = hit[1]
-        elif queue_id in versions:
+        elif queue_id in read:
             missing[queue_id].append(bucket)
-    before.update(await _blocks_from_database(missing, client))
-    answer: dict[tuple[int, int], tuple[int, int]] = {}
+    summed, summed_at = await _blocks_from_database(missing, client)
+    before.update(summed)
     for (queue_id, number), (count, fen) in zip(distinct, within, strict=True):
         sums = before.get((queue_id, bucket_of(number)), BucketSums(0, 0, 0, 0))
         if completed_first:
-            answer[(queue_id, number)] = (sums.completed_count + count, sums.completed_fen + fen)
+            found = (sums.completed_count + count, sums.completed_fen + fen)
         else:
-            answer[(queue_id, number)] = (sums.waiting_count + count, sums.waiting_fen + fen)
+            found = (sums.waiting_count + count, sums.waiting_fen + fen)
+        answer[(queue_id, number)] = found
+        version = read.get(queue_id)
+        # Kept only when every part was read at one version: the blocks summed by the database
+        # may have been read after a newer commit than the partial block.
+        if version is not None and summed_at.get(queue_id, version) == version:
+            answers.put(_ahead_key((queue_id, number), version, completed_first), found)
     return answer
+
+
+def _ahead_key(place: tuple[int, int], version: int, completed_first: bool) -> tuple:
+    return ("ahead", place[0], version, place[1], completed_first)
 
 
 async def ahead_of(queue_id: int, number: int, reward_order: RewardOrder) -> tuple[int, int]:
@@ -329,29 +379,47 @@ async def ahead_of(queue_id: int, number: int, reward_order: RewardOrder) -> tup
     return (await ahead_of_many([(queue_id, number)], reward_order))[(queue_id, number)]
 
 
-async def daily_inflows(queue_ids: list[int], today: date) -> dict[int, float]:
+async def daily_inflows(
+    queue_ids: list[int], today: date, versions: Mapping[int, int] | None = None
+) -> dict[int, float]:
     """Per queue: contributions per day over the last week, or over the queue's life when it is
-    younger (0 when nothing came in). One statement for any number of queues."""
-    distinct = sorted(set(queue_ids))
+    younger (0 when nothing came in). One statement for any number of queues, and none for a
+    queue whose version the caller read (`versions`) and whose inflow at it is kept."""
+    inflows: dict[int, float] = {}
+    distinct: list[int] = []
+    for queue_id in sorted(set(queue_ids)):
+        version = versions.get(queue_id) if versions else None
+        kept = None if version is None else answers.get(("inflow", queue_id, version, today))
+        if kept is None:
+            distinct.append(queue_id)
+        else:
+            inflows[queue_id] = kept
     if not distinct:
-        return {}
+        return inflows
     client = connections.get("default")
     since = today - timedelta(days=INFLOW_DAYS - 1)
     p = Params(client)
+    # Each queue's version comes from the same snapshot as its days.
     rows = await client.execute_query_dict(
-        "SELECT queue_id AS queue_id, MIN(day) AS first_day, "
-        f"SUM(CASE WHEN day >= {p(since)} THEN contributed_fen ELSE 0 END) AS recent "
-        f"FROM queue_day WHERE day <= {p(today)} AND {p.among('queue_id', distinct)} "
-        "GROUP BY queue_id",
+        "SELECT q.id AS queue_id, q.version AS version, MIN(d.day) AS first_day, "
+        f"SUM(CASE WHEN d.day >= {p(since)} THEN d.contributed_fen ELSE 0 END) AS recent "
+        f"FROM rebate_queue q LEFT JOIN queue_day d ON d.queue_id = q.id AND d.day <= {p(today)} "
+        f"WHERE {p.among('q.id', distinct)} GROUP BY q.id, q.version",
         p.values,
     )
-    inflows = dict.fromkeys(distinct, 0.0)
+    inflows.update(dict.fromkeys(distinct, 0.0))
     for row in rows:
+        queue_id = int(row["queue_id"])
         recent = int(row["recent"] or 0)
-        if recent == 0:
-            continue
-        first = row["first_day"]
-        first_day = first if isinstance(first, date) else date.fromisoformat(str(first)[:10])
-        start = max(since, first_day)
-        inflows[int(row["queue_id"])] = recent / ((today - start).days + 1)
+        if recent:
+            first = row["first_day"]
+            first_day = first if isinstance(first, date) else date.fromisoformat(str(first)[:10])
+            start = max(since, first_day)
+            inflows[queue_id] = recent / ((today - start).days + 1)
+        answers.put(("inflow", queue_id, int(row["version"]), today), inflows[queue_id])
     return inflows
+
+
+def forget_answers() -> None:
+    """Drop every kept answer (a test empties the database under a running process)."""
+    answers.clear()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from tortoise import connections
 
@@ -19,8 +20,77 @@ from app.rebate.settings import DisplaySettings, RebateSettings
 
 
 @dataclass(frozen=True, slots=True)
+class EntryRow:
+    """What the progress screen reads of an entry, as one row with its queue's version: a page
+    of entries is read raw, cheaper than building the models."""
+
+    id: int
+    queue_id: int
+    queue_key: str
+    number: int
+    order_id: int
+    line_id: int
+    user_id: int
+    status: EntryStatus
+    paid_fen: int
+    ratio_bp: int
+    ratio_source: RatioSource
+    entitlement_fen: int
+    rewarded_fen: int
+    order_completed: bool
+    lottery_config: str | None  # the configuration as stored; only its presence is read here
+    lottery_drawn: bool
+    created_at: datetime
+    ended_at: datetime | None
+    queue_version: int
+
+
+_ENTRY_ROW_COLUMNS = (
+    "e.id, e.queue_id, e.queue_key, e.number, e.order_id, e.line_id, e.user_id, e.status, "
+    "e.paid_fen, e.ratio_bp, e.ratio_source, e.entitlement_fen, e.rewarded_fen, "
+    "e.order_completed, e.lottery_config, e.lottery_drawn, e.created_at, e.ended_at, "
+    "q.version AS queue_version"
+)
+
+
+def _entry_row(row: dict) -> EntryRow:
+    lottery = row["lottery_config"]
+    return EntryRow(
+        id=int(row["id"]),
+        queue_id=int(row["queue_id"]),
+        queue_key=row["queue_key"],
+        number=int(row["number"]),
+        order_id=int(row["order_id"]),
+        line_id=int(row["line_id"]),
+        user_id=int(row["user_id"]),
+        status=EntryStatus(row["status"]),
+        paid_fen=int(row["paid_fen"]),
+        ratio_bp=int(row["ratio_bp"]),
+        ratio_source=RatioSource(row["ratio_source"]),
+        entitlement_fen=int(row["entitlement_fen"]),
+        rewarded_fen=int(row["rewarded_fen"]),
+        order_completed=bool(row["order_completed"]),
+        lottery_config=None if lottery is None else str(lottery),
+        lottery_drawn=bool(row["lottery_drawn"]),
+        created_at=_moment(row["created_at"]),
+        ended_at=None if row["ended_at"] is None else _moment(row["ended_at"]),
+        queue_version=int(row["queue_version"]),
+    )
+
+
+def _moment(value: datetime | str) -> datetime:
+    """A stored moment as an aware datetime in UTC (SQLite gives text, PostgreSQL datetimes)."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+# An entry as the screen reads it: a model, or a row of a page.
+Entry = QueueEntry | EntryRow
+
+
+@dataclass(frozen=True, slots=True)
 class EntryView:
-    entry: QueueEntry
+    entry: Entry
     rewarded_fen: int | None
     remaining_fen: int | None
     progress_bp: int
@@ -42,14 +112,14 @@ class PayoutView:
     payer_avatar_url: str | None
 
 
-def remaining_of(entry: QueueEntry) -> int:
+def remaining_of(entry: Entry) -> int:
     """Remaining is 0 once an entry has ended (SPEC §12): what was forfeited is in the ledger."""
     if entry.status != EntryStatus.WAITING:
         return 0
     return entry.entitlement_fen - entry.rewarded_fen
 
 
-def lottery_available(entry: QueueEntry) -> bool:
+def lottery_available(entry: Entry) -> bool:
     return (
         entry.lottery_config is not None
         and not entry.lottery_drawn
@@ -60,29 +130,37 @@ def lottery_available(entry: QueueEntry) -> bool:
 
 
 async def entry_views(
-    entries: list[QueueEntry], settings: RebateSettings, *, now: datetime
+    entries: Sequence[Entry], settings: RebateSettings, *, now: datetime
 ) -> list[EntryView]:
     """The progress screen of many entries with a bounded number of statements: the figures of
-    every waiting entry are read together, however many entries and queues there are."""
+    every waiting entry are read together, however many entries and queues there are. Rows read
+    with their queue's version need none where the answer at that version is kept."""
     display = settings.display
     measured = [
         entry
         for entry in entries
         if entry.status == EntryStatus.WAITING and display.show_queue_process
     ]
+    versions = {
+        entry.queue_id: entry.queue_version for entry in measured if isinstance(entry, EntryRow)
+    }
     ahead, inflows = await asyncio.gather(
         ahead_of_many(
-            [(entry.queue_id, entry.number) for entry in measured], settings.reward_order
+            [(entry.queue_id, entry.number) for entry in measured],
+            settings.reward_order,
+            versions,
         ),
         daily_inflows(
-            [entry.queue_id for entry in measured], now.astimezone(get_settings().timezone).date()
+            [entry.queue_id for entry in measured],
+            now.astimezone(get_settings().timezone).date(),
+            versions,
         ),
     )
     return [_view(entry, display, ahead, inflows) for entry in entries]
 
 
 def _view(
-    entry: QueueEntry,
+    entry: Entry,
     display: DisplaySettings,
     ahead: dict[tuple[int, int], tuple[int, int]],
     inflows: dict[int, float],
@@ -127,14 +205,21 @@ async def get_entry(entry_id: int) -> QueueEntry:
 
 async def list_entries(
     user_id: int, *, status: EntryStatus | None, before_id: int | None, limit: int
-) -> list[QueueEntry]:
-    """A user's entries, newest first."""
-    query = QueueEntry.filter(user_id=user_id)
+) -> list[EntryRow]:
+    """A user's entries, newest first, each with its queue's version, in one statement."""
+    client = connections.get("default")
+    p = Params(client)
+    where = f"e.user_id = {p(user_id)}"
     if status is not None:
-        query = query.filter(status=status)
+        where += f" AND e.status = {p(status.value)}"
     if before_id is not None:
-        query = query.filter(id__lt=before_id)
-    return await query.order_by("-id").limit(limit)
+        where += f" AND e.id < {p(before_id)}"
+    rows = await client.execute_query_dict(
+        f"SELECT {_ENTRY_ROW_COLUMNS} FROM queue_entry e JOIN rebate_queue q ON q.id = e.queue_id "
+        f"WHERE {where} ORDER BY e.id DESC LIMIT {p(limit)}",
+        p.values,
+    )
+    return [_entry_row(row) for row in rows]
 
 
 async def payouts_of_entries(

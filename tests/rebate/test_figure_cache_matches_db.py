@@ -1,5 +1,6 @@
 """After random settlements, exchanges, refunds, completions and resets, the cached figures give
-exactly what a scan of the database gives (SPEC §12): position and amount ahead of every entry."""
+exactly what a scan of the database gives (SPEC §12): position and amount ahead of every entry;
+and the answers kept under a queue's version never outlive a change."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from app.orders.service import complete_order
 from app.rebate import figures
 from app.rebate.actions import exchange_entry, refund_order, reset_queues
 from app.rebate.models import QueueEntry
+from app.rebate.progress import entry_views, list_entries
 from app.rebate.service import settle_orders
-from app.rebate.settings import update_rebate_settings
+from app.rebate.settings import load_rebate_settings, update_rebate_settings
 from tests.support.orders import NOW, paid_orders
 
 step = st.one_of(
@@ -78,6 +80,8 @@ async def test_cached_progress_equals_a_scan(live_server, steps, seed):
         elif kind == "rule":
             rule = RewardOrder.COMPLETED_FIRST if value else RewardOrder.QUEUE_ORDER
             await update_rebate_settings({"reward_order": rule.value}, now=NOW)
+        # First the screens, while the answers kept before this step are still at hand.
+        await _screens_match_a_fresh_reading(rule)
         # Read progress of every waiting entry as it comes (a stale cache: the database, or a
         # reload), then again once the timer has loaded the cache: from the cache.
         for warm in (False, True):
@@ -87,6 +91,23 @@ async def test_cached_progress_equals_a_scan(live_server, steps, seed):
                 assert await figures.ahead_of(entry.queue_id, entry.number, rule) == await _scan(
                     entry, rule
                 )
+
+
+async def _screens_match_a_fresh_reading(rule: RewardOrder) -> None:
+    """Every consumer's page as the screen reads it (answers kept from the states before this
+    step may be at hand) equals the page read with nothing kept, and a scan."""
+    current = await load_rebate_settings()
+    users = await QueueEntry.all().distinct().values_list("user_id", flat=True)
+    for user_id in users:
+        rows = await list_entries(user_id, status=None, before_id=None, limit=100)
+        kept = await entry_views(rows, current, now=NOW)
+        figures.forget_answers()
+        fresh = await entry_views(rows, current, now=NOW)
+        assert kept == fresh
+        for view in kept:
+            if view.entry.status == EntryStatus.WAITING:
+                count, fen = await _scan(view.entry, rule)
+                assert (view.position, view.amount_ahead_fen) == (count + 1, fen)
 
 
 async def test_with_readers_not_loading_the_cache_the_timer_does(server):
