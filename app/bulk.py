@@ -3,15 +3,15 @@
 The rows travel as one set named `v` in a WITH clause (PostgreSQL: arrays, unnested; SQLite: a
 VALUES list), so an insert, update or upsert of a whole batch is one statement however many rows
 it carries. `copy_rows` inserts by COPY on PostgreSQL, `reserve_ids` takes primary keys before
-their rows are written, and `Params` numbers the parameters of hand-written statements in either
-dialect.
+their rows are written, `Params` numbers the parameters of hand-written statements in either
+dialect, and `fetch_rows` reads rows without copying them.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -52,6 +52,19 @@ class Params:
         if self.postgres:
             return ", ".join(f"${index}" for index in range(start, start + count))
         return ", ".join("?" * count)
+
+
+async def fetch_rows(
+    conn: BaseDBAsyncClient, query: str, values: Sequence[Any]
+) -> Sequence[Mapping[str, Any]]:
+    """The rows of one read statement, each a mapping by column name. On PostgreSQL these are
+    asyncpg's own records: a screen read on every refresh is not copied row by row into dicts."""
+    if is_postgres(conn):
+        async with conn.acquire_connection() as connection:
+            # Logged as tortoise logs its own statements.
+            conn.log.debug("%s: %s", query, values)
+            return await connection.fetch(query, *values)
+    return await conn.execute_query_dict(query, list(values))
 
 
 def _chunks(conn: BaseDBAsyncClient, width: int, rows: Sequence[Sequence[Any]]):

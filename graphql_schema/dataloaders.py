@@ -13,7 +13,7 @@ from tortoise.models import Model
 from app.members.models import MemberLevel, TeamLevel
 from app.orders.models import OrderLine
 from app.rebate import progress
-from app.rebate.settings import RebateSettings, load_rebate_settings
+from app.rebate.settings import RebateSettings, load_rebate_settings, rebate_settings_at
 
 M = TypeVar("M", bound=Model)
 
@@ -48,10 +48,11 @@ class Loaders:
         self.member_levels = DataLoader(load_fn=_by_id(MemberLevel))
         self.team_levels = DataLoader(load_fn=_by_id(TeamLevel))
 
-    async def rebate_settings(self) -> RebateSettings:
-        """The plugin settings, read once per request."""
+    async def rebate_settings(self, revision: int | None = None) -> RebateSettings:
+        """The plugin settings, read once per request, and not at all when the caller learnt
+        their revision with its own rows and the settings last read are at it."""
         if self._settings is None:
-            self._settings = await load_rebate_settings()
+            self._settings = rebate_settings_at(revision) or await load_rebate_settings()
         return self._settings
 
     async def _load_payouts(self, keys: list[PayoutPageKey]) -> list[list[progress.PayoutView]]:

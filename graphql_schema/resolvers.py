@@ -228,7 +228,7 @@ async def my_entries(
         user_id, status=status, before_id=decode_cursor("entry", after), limit=size + 1
     )
     rows, cursor = page_of(rows, size, "entry")
-    settings = await ctx.loaders.rebate_settings()
+    settings = await ctx.loaders.rebate_settings(rows[0].settings_revision if rows else None)
     views = await progress.entry_views(rows, settings, now=ctx.now())
     return t.EntryPage(items=[entry_type(view) for view in views], next_cursor=cursor)
 

@@ -14,6 +14,9 @@ class PluginSettings(Model):
     key = fields.CharField(max_length=32, primary_key=True)
     data = fields.JSONField(default=dict)
     updated_at = fields.DatetimeField(auto_now=True)
+    # One more at every save: a reader that learns the revision with other rows knows whether
+    # the settings it holds are still current.
+    revision = fields.BigIntField(default=0)
 
     class Meta:
         table = "plugin_settings"

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from tortoise import connections
 
-from app.bulk import Params
+from app.bulk import Params, fetch_rows
 from app.config import get_settings
 from app.enums import EntryStatus, RatioSource
 from app.errors import NotFound
 from app.money import BP_SCALE
 from app.rebate.figures import ahead_of_many, daily_inflows
 from app.rebate.models import QueueEntry
-from app.rebate.settings import DisplaySettings, RebateSettings
+from app.rebate.settings import NEVER_SAVED, DisplaySettings, RebateSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,23 +39,26 @@ class EntryRow:
     entitlement_fen: int
     rewarded_fen: int
     order_completed: bool
-    lottery_config: str | None  # the configuration as stored; only its presence is read here
+    lottery_config: Any  # the configuration as the driver gives it; only its presence is read
     lottery_drawn: bool
     created_at: datetime
     ended_at: datetime | None
     queue_version: int
+    settings_revision: int  # of the plugin settings, read in the same statement
 
 
 _ENTRY_ROW_COLUMNS = (
     "e.id, e.queue_id, e.queue_key, e.number, e.order_id, e.line_id, e.user_id, e.status, "
     "e.paid_fen, e.ratio_bp, e.ratio_source, e.entitlement_fen, e.rewarded_fen, "
     "e.order_completed, e.lottery_config, e.lottery_drawn, e.created_at, e.ended_at, "
-    "q.version AS queue_version"
+    "q.version AS queue_version, "
+    f"COALESCE((SELECT revision FROM plugin_settings WHERE key = 'rebate'), {NEVER_SAVED}) "
+    "AS settings_revision"
 )
 
 
-def _entry_row(row: dict) -> EntryRow:
-    lottery = row["lottery_config"]
+def _entry_row(row: Mapping[str, Any]) -> EntryRow:
+    ended = row["ended_at"]
     return EntryRow(
         id=int(row["id"]),
         queue_id=int(row["queue_id"]),
@@ -63,24 +67,31 @@ def _entry_row(row: dict) -> EntryRow:
         order_id=int(row["order_id"]),
         line_id=int(row["line_id"]),
         user_id=int(row["user_id"]),
-        status=EntryStatus(row["status"]),
+        status=_STATUSES[row["status"]],
         paid_fen=int(row["paid_fen"]),
         ratio_bp=int(row["ratio_bp"]),
-        ratio_source=RatioSource(row["ratio_source"]),
+        ratio_source=_RATIO_SOURCES[row["ratio_source"]],
         entitlement_fen=int(row["entitlement_fen"]),
         rewarded_fen=int(row["rewarded_fen"]),
         order_completed=bool(row["order_completed"]),
-        lottery_config=None if lottery is None else str(lottery),
+        lottery_config=row["lottery_config"],
         lottery_drawn=bool(row["lottery_drawn"]),
         created_at=_moment(row["created_at"]),
-        ended_at=None if row["ended_at"] is None else _moment(row["ended_at"]),
+        ended_at=None if ended is None else _moment(ended),
         queue_version=int(row["queue_version"]),
+        settings_revision=int(row["settings_revision"]),
     )
+
+
+_STATUSES = {status.value: status for status in EntryStatus}
+_RATIO_SOURCES = {source.value: source for source in RatioSource}
 
 
 def _moment(value: datetime | str) -> datetime:
     """A stored moment as an aware datetime in UTC (SQLite gives text, PostgreSQL datetimes)."""
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    if moment.tzinfo is UTC:
+        return moment
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
@@ -214,7 +225,8 @@ async def list_entries(
         where += f" AND e.status = {p(status.value)}"
     if before_id is not None:
         where += f" AND e.id < {p(before_id)}"
-    rows = await client.execute_query_dict(
+    rows = await fetch_rows(
+        client,
         f"SELECT {_ENTRY_ROW_COLUMNS} FROM queue_entry e JOIN rebate_queue q ON q.id = e.queue_id "
         f"WHERE {where} ORDER BY e.id DESC LIMIT {p(limit)}",
         p.values,

@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import F
 
 from app.bulk import Params
 from app.enums import DeductionMode, LotteryMode, ResetSchedule, RewardOrder, SettleOn
@@ -200,9 +201,14 @@ def merge_patch(current: BaseModel, patch: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-# The last settings read, by their stored text: every screen reads them, and validating the
-# document costs more than reading it. The object is frozen, so sharing it is safe.
-_last_read: tuple[str, RebateSettings] | None = None
+# The revision of settings never saved (the defaults), as statements that read it tell it.
+NEVER_SAVED = -1
+_DEFAULTS = RebateSettings()
+
+# The last settings read outside a transaction: (revision, stored text, settings). Every screen
+# reads them, and validating the document costs more than reading it. The object is frozen, so
+# sharing it is safe.
+_last_read: tuple[int | None, str, RebateSettings] | None = None
 
 
 async def load_rebate_settings(conn: BaseDBAsyncClient | None = None) -> RebateSettings:
@@ -210,25 +216,50 @@ async def load_rebate_settings(conn: BaseDBAsyncClient | None = None) -> RebateS
     client = conn or connections.get("default")
     p = Params(client)
     rows = await client.execute_query_dict(
-        f"SELECT data FROM plugin_settings WHERE key = {p('rebate')}", p.values
+        f"SELECT data, revision FROM plugin_settings WHERE key = {p('rebate')}", p.values
     )
     if not rows:
-        return RebateSettings()
+        if conn is None:
+            _last_read = (NEVER_SAVED, "", _DEFAULTS)
+        return _DEFAULTS
     raw = rows[0]["data"]
     text = raw if isinstance(raw, str) else json.dumps(raw, sort_keys=True)
+    # Inside a transaction the row may be one that never commits: its revision is not kept.
+    revision = int(rows[0]["revision"]) if conn is None else None
     last = _last_read
-    if last is not None and last[0] == text:
-        return last[1]
-    settings = RebateSettings.model_validate_json(text)
-    _last_read = (text, settings)
+    if last is not None and last[1] == text:
+        settings = last[2]
+    else:
+        settings = RebateSettings.model_validate_json(text)
+    if conn is None or last is None or last[1] != text:
+        _last_read = (revision, text, settings)
     return settings
+
+
+def rebate_settings_at(revision: int | None) -> RebateSettings | None:
+    """The settings last read, if they are at `revision` (learnt by the caller with other rows,
+    from the same snapshot); None when they must be read."""
+    last = _last_read
+    if revision is None or last is None or last[0] != revision:
+        return None
+    return last[2]
+
+
+def forget_rebate_settings() -> None:
+    """Drop the settings last read (a test empties the database under a running process)."""
+    global _last_read
+    _last_read = None
 
 
 async def save_rebate_settings(settings: RebateSettings, conn: BaseDBAsyncClient) -> None:
     from app.rebate.models import PluginSettings
 
     data = settings.model_dump(mode="json")
-    updated = await PluginSettings.filter(key="rebate").using_db(conn).update(data=data)
+    updated = (
+        await PluginSettings.filter(key="rebate")
+        .using_db(conn)
+        .update(data=data, revision=F("revision") + 1)
+    )
     if not updated:
         await PluginSettings.create(key="rebate", data=data, using_db=conn)
 

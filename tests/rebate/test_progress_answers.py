@@ -67,3 +67,21 @@ async def test_every_touch_of_a_queue_makes_a_new_version_even_when_it_cancels_o
     async with in_transaction() as conn:
         await deltas.flush(conn)
     assert (await Queue.get(id=queue.id)).version == queue.version + 1
+
+
+async def test_a_page_read_raw_says_what_the_models_say(server):
+    ids = await paid_orders(3, prefix="raw")
+    await settle_orders(ids, now=NOW)
+    head = await QueueEntry.filter(status=EntryStatus.WAITING).order_by("number").first()
+    await exchange_entry(head.id, ExchangeTarget.POINTS, user_id=None, now=NOW)  # an ended_at
+    for model in await QueueEntry.all():
+        [row] = await list_entries(model.user_id, status=None, before_id=model.id + 1, limit=1)
+        for name in row.__slots__:
+            if name in ("queue_version", "settings_revision"):
+                continue
+            mine, theirs = getattr(row, name), getattr(model, name)
+            if name == "lottery_config":  # the driver's form; only whether it is set is read
+                mine, theirs = mine is None, theirs is None
+            assert (mine, type(mine)) == (theirs, type(theirs)), name
+        queue = await Queue.get(id=model.queue_id)
+        assert row.queue_version == queue.version

@@ -16,6 +16,7 @@ from app.config import Settings
 from app.db import is_postgres
 from app.main import create_app
 from app.rebate.figures import forget_answers
+from app.rebate.settings import forget_rebate_settings
 from tests.support.sql_count import CountingApp
 from workers.runtime import worker_options
 
@@ -123,8 +124,10 @@ class LiveServer:
         # Withdrawal ids start again at 1 in the emptied tables; WeChat's (the fake's) memory of
         # paid transfer numbers must start again too.
         self.app.routes[-1].app.state.wechat.transfers.clear()
-        # Ids and versions start again in the emptied tables: answers kept under them must go.
+        # Ids, versions and revisions start again in the emptied tables: what is kept under
+        # them must go.
         forget_answers()
+        forget_rebate_settings()
         conn = connections.get("default")
         tables = [
             model._meta.db_table
