@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from strawberry.asgi import GraphQL
+from strawberry.types import ExecutionResult
 
 from app.config import Settings, get_settings
 from app.db import close_db, init_db, migrate_db
@@ -35,6 +36,7 @@ from app.wechat.pay_notify import (
     reply_xml,
 )
 from graphql_schema.context import Context
+from graphql_schema.page_cache import pages
 from graphql_schema.schema import build_schema, schema
 from workers.runtime import ArqJobs, InProcessJobs
 
@@ -68,6 +70,25 @@ class RebateGraphQL(GraphQL):
 
     async def get_context(self, request: Any, response: Any) -> Context:
         return Context.from_request(request, self._settings, self._services)
+
+    async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        # The entries screen, polled, is answered as kept while its rows stay the same.
+        data, context = kwargs["request_data"], kwargs["context"]
+        try:
+            reading, kept = await pages.read(
+                self.schema._schema, data.query, data.variables, data.operation_name, context
+            )
+        except Exception:  # the usual way answers, and reports what went wrong as it does
+            log.exception("reading a kept entries page failed")
+            reading, kept = None, None
+        if kept is not None:
+            return kept
+        if reading is not None:
+            context.page_rows = (reading.arguments, reading.rows)
+        result = await super().execute_single(*args, **kwargs)
+        if reading is not None:
+            pages.keep(reading, result)
+        return result
 
 
 # Set by `rebate serve --workers N` for its worker processes, which build the app by themselves.

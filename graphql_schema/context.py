@@ -24,6 +24,8 @@ class Context:
     # A bad token is reported by the first resolver that needs to know who is asking.
     auth_error: Unauthenticated | None = None
     loaders: Loaders = field(default_factory=Loaders)
+    # The entries page read before execution (`page_cache`): (its arguments, its rows).
+    page_rows: tuple[Any, list[Any]] | None = None
 
     @classmethod
     def from_request(cls, request: Request, settings: Settings, services: Any) -> Context:

@@ -35,6 +35,7 @@ from graphql_schema.convert import (
     rule_type,
     settings_type,
 )
+from graphql_schema.page_cache import PageArguments
 
 log = logging.getLogger("rebate.api")
 
@@ -224,9 +225,12 @@ async def my_entries(
 ) -> t.EntryPage:
     user_id = ctx.require_user()
     size = page_size(first)
-    rows = await progress.list_entries(
-        user_id, status=status, before_id=decode_cursor("entry", after), limit=size + 1
-    )
+    before = decode_cursor("entry", after)
+    read = ctx.page_rows
+    if read is not None and read[0] == PageArguments(status, size, before):
+        rows = read[1]
+    else:
+        rows = await progress.list_entries(user_id, status=status, before_id=before, limit=size + 1)
     rows, cursor = page_of(rows, size, "entry")
     settings = await ctx.loaders.rebate_settings(rows[0].settings_revision if rows else None)
     views = await progress.entry_views(rows, settings, now=ctx.now())

@@ -17,6 +17,7 @@ from app.db import is_postgres
 from app.main import create_app
 from app.rebate.figures import forget_answers
 from app.rebate.settings import forget_rebate_settings
+from graphql_schema.page_cache import forget_pages
 from tests.support.sql_count import CountingApp
 from workers.runtime import worker_options
 
@@ -128,6 +129,7 @@ class LiveServer:
         # them must go.
         forget_answers()
         forget_rebate_settings()
+        forget_pages()
         conn = connections.get("default")
         tables = [
             model._meta.db_table
