@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
-import socket
 import sys
 
 from app.config import get_settings
@@ -45,17 +43,9 @@ def _serve(args: argparse.Namespace) -> int:
 
         asyncio.run(_with_db(load_demo))
     os.environ[PUBLIC_URL_VARIABLE] = public_base_url
-    from uvicorn.supervisors import Multiprocess
+    from app.serving import serve_processes
 
-    config = uvicorn.Config("app.main:worker_app", factory=True, workers=args.workers, **options)
-    sock = config.bind_socket()
-    # uvicorn makes the shared socket without naming TCP, so asyncio leaves Nagle's algorithm on
-    # for the connections the workers accept, and an answer written in two parts waits for the
-    # client's delayed acknowledgement (40 ms). Accepted sockets inherit the option (Linux).
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    with contextlib.suppress(KeyboardInterrupt):
-        Multiprocess(config, sockets=[sock]).run()
-    return 0
+    return serve_processes(options, args.workers)
 
 
 async def _with_db(coro_factory) -> int:
