@@ -28,6 +28,7 @@ from app.bench.infra import (
     BenchEnv,
     flushed_redis,
     fresh_database,
+    quiet_machine,
     rebate_process,
     served_api,
 )
@@ -164,6 +165,7 @@ async def run(scale: Scale, progress: Progress, env: BenchEnv) -> BenchResult:
     async with entries_scene(env, consumers, workers, progress) as scene:
         port = scene.port
         await fire(port, scene.requests(QUERY, WARMUP), concurrency=concurrency, check=page_ok)
+        quiet = await quiet_machine(env)
         baseline_meter = CpuMeter(scene.server.pid, scene.database_url)
         await baseline_meter.start()
         baseline = await fire(
@@ -210,6 +212,7 @@ async def run(scale: Scale, progress: Progress, env: BenchEnv) -> BenchResult:
         baseline=round(base_value, 1),
         ratio=round(value / base_value, 2) if base_value else None,
         details={
+            "busy_cores_before": round(quiet, 2),
             "concurrency": concurrency,
             "requests": result.sent,
             "ok": result.ok,

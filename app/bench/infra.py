@@ -174,3 +174,30 @@ def rss_bytes(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+QUIET_CORES = 0.25  # busy cores below which the machine counts as quiet
+QUIET_WAIT_SECONDS = 30.0
+
+
+async def quiet_machine(env: BenchEnv) -> float:
+    """Write PostgreSQL's dirty pages now (CHECKPOINT) and wait, up to QUIET_WAIT_SECONDS, until
+    the machine's cores idle: the writes of a scene just set (checkpoints, autovacuum) must not
+    land in the middle of the next measurement. The busy cores last seen."""
+    from app.bench.loadgen import machine_busy_seconds
+
+    admin = await asyncpg.connect(env.postgres_admin_url)
+    try:
+        await admin.execute("CHECKPOINT")
+    finally:
+        await admin.close()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + QUIET_WAIT_SECONDS
+    busy = float("inf")
+    while loop.time() < deadline:
+        before, at = machine_busy_seconds(), loop.time()
+        await asyncio.sleep(0.5)
+        busy = (machine_busy_seconds() - before) / (loop.time() - at)
+        if busy < QUIET_CORES:
+            break
+    return busy

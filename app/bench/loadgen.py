@@ -229,7 +229,7 @@ class CpuMeter:
             snapshot = {
                 "server": sum(_cpu_seconds(pid) for pid in _tree(self.server_pid)),
                 "load_generator": _cpu_seconds(os.getpid()),
-                "machine_busy": _machine_busy_seconds(),
+                "machine_busy": machine_busy_seconds(),
             }
         except OSError:
             return {}
@@ -268,7 +268,7 @@ def _tree(root: int) -> list[int]:
     return found
 
 
-def _machine_busy_seconds() -> float:
+def machine_busy_seconds() -> float:
     with open("/proc/stat") as stat:
         values = [int(value) for value in stat.readline().split()[1:]]
     return (sum(values) - values[3] - values[4]) / _TICK

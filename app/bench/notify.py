@@ -30,6 +30,7 @@ from app.bench.infra import (
     BenchEnv,
     flushed_redis,
     fresh_database,
+    quiet_machine,
     rebate_process,
     served_api,
     service_environ,
@@ -147,6 +148,7 @@ async def run(scale: Scale, progress: Progress, env: BenchEnv) -> BenchResult:
             progress=progress,
             stage="one at a time",
         )
+        quiet = await quiet_machine(env)
         meter = CpuMeter(scene.server.pid, scene.database_url)
         await meter.start()
         result = await fire(
@@ -176,6 +178,7 @@ async def run(scale: Scale, progress: Progress, env: BenchEnv) -> BenchResult:
     server_p99 = summary["server_p99_ms"]
     met = value >= TARGET_PER_SECOND and p99 < TARGET_P99_MS
     details = {
+        "busy_cores_before": round(quiet, 2),
         "concurrency": scale.notify_concurrency,
         "notifications": len(measured),
         "accepted": result.ok,

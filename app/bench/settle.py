@@ -21,7 +21,13 @@ from datetime import UTC, datetime
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from app.bench.infra import BenchEnv, flushed_redis, fresh_database, service_environ
+from app.bench.infra import (
+    BenchEnv,
+    flushed_redis,
+    fresh_database,
+    quiet_machine,
+    service_environ,
+)
 from app.bench.report import BenchResult, Progress
 from app.bench.scale import Scale
 from app.bench.seed import copy_rows, max_id, paid_order
@@ -53,19 +59,20 @@ async def run(scale: Scale, progress: Progress, env: BenchEnv) -> BenchResult:
         await migrate_db(database_url)
         await init_db(database_url)
         try:
-            return await _measure(scale, progress, database_url, redis_url)
+            return await _measure(scale, progress, env, database_url, redis_url)
         finally:
             await close_db()
 
 
 async def _measure(
-    scale: Scale, progress: Progress, database_url: str, redis_url: str
+    scale: Scale, progress: Progress, env: BenchEnv, database_url: str, redis_url: str
 ) -> BenchResult:
     product = await upsert_product(
         {"name": "基准礼盒", "price_fen": PRICE_FEN, "rebate": {"enabled": True}}
     )
     await _paid_orders(scale.settle_orders, product.id, "w", progress)
     environ = service_environ(database_url, redis_url)
+    quiet = await quiet_machine(env)
     seconds, workers = await _run_workers(scale, environ, progress)
     unsettled = await Order.filter(settled=False).count()
     if unsettled:
@@ -93,6 +100,7 @@ async def _measure(
         baseline=baseline,
         ratio=ratio,
         details={
+            "busy_cores_before": round(quiet, 2),
             "orders": scale.settle_orders,
             "workers": scale.settle_workers,
             "seconds": round(seconds, 3),
