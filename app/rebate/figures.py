@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any, TypeVar
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -16,6 +17,8 @@ from app.bulk import Params, insert_rows
 from app.enums import EntryStatus, RewardOrder
 from app.rebate.answers import answers
 from app.rebate.figure_cache import BucketSums, FigureCache, InMemoryFigureCache
+
+Item = TypeVar("Item", int, tuple[int, int])
 
 BUCKET_SIZE = 256
 INFLOW_DAYS = 7
@@ -323,15 +326,9 @@ async def ahead_of_many(
     none for a place whose queue's version the caller read (`versions`) and whose answer at that
     version is kept."""
     completed_first = reward_order == RewardOrder.COMPLETED_FIRST
-    answer: dict[tuple[int, int], tuple[int, int]] = {}
-    distinct: list[tuple[int, int]] = []
-    for place in sorted(set(places)):
-        version = versions.get(place[0]) if versions else None
-        kept = None if version is None else answers.get(_ahead_key(place, version, completed_first))
-        if kept is None:
-            distinct.append(place)
-        else:
-            answer[place] = kept
+    answer, distinct = _kept_and_missing(
+        places, versions, lambda place, version: _ahead_key(place, version, completed_first)
+    )
     if not distinct:
         return answer
     wanted: dict[int, set[int]] = defaultdict(set)
@@ -370,6 +367,24 @@ async def ahead_of_many(
     return answer
 
 
+def _kept_and_missing(
+    items: Iterable[Item], versions: Mapping[int, int] | None, key: Callable[[Item, int], tuple]
+) -> tuple[dict[Item, Any], list[Item]]:
+    """The answers kept for `items` at their queue's version as the caller read it, and the
+    items without one (all of them when the caller knows no versions), each item once."""
+    kept: dict[Item, Any] = {}
+    missing: list[Item] = []
+    for item in sorted(set(items)):
+        queue_id = item[0] if isinstance(item, tuple) else item
+        version = versions.get(queue_id) if versions else None
+        found = None if version is None else answers.get(key(item, version))
+        if found is None:
+            missing.append(item)
+        else:
+            kept[item] = found
+    return kept, missing
+
+
 def _ahead_key(place: tuple[int, int], version: int, completed_first: bool) -> tuple:
     return ("ahead", place[0], version, place[1], completed_first)
 
@@ -385,15 +400,9 @@ async def daily_inflows(
     """Per queue: contributions per day over the last week, or over the queue's life when it is
     younger (0 when nothing came in). One statement for any number of queues, and none for a
     queue whose version the caller read (`versions`) and whose inflow at it is kept."""
-    inflows: dict[int, float] = {}
-    distinct: list[int] = []
-    for queue_id in sorted(set(queue_ids)):
-        version = versions.get(queue_id) if versions else None
-        kept = None if version is None else answers.get(("inflow", queue_id, version, today))
-        if kept is None:
-            distinct.append(queue_id)
-        else:
-            inflows[queue_id] = kept
+    inflows, distinct = _kept_and_missing(
+        queue_ids, versions, lambda queue_id, version: ("inflow", queue_id, version, today)
+    )
     if not distinct:
         return inflows
     client = connections.get("default")
