@@ -70,6 +70,9 @@ ENTRY_FIELDS = frozenset(
 )
 PAGE_FIELDS = frozenset({"__typename", "items", "nextCursor"})
 MAX_PAGES = 2_000
+# The kept shape is short (every entry field is about 60 tokens); a longer query is not looked at
+# here, so this parse costs little whatever is sent (the schema's own limits apply after).
+MAX_SHAPE_TOKENS = 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +158,10 @@ def forget_pages() -> None:
 @lru_cache(maxsize=256)
 def _shape(query: str) -> tuple[OperationDefinitionNode, FieldNode] | None:
     """The operation and its `myEntries` field when the query is of the kept shape."""
+    if "myEntries" not in query:
+        return None
     try:
-        document: DocumentNode = parse(query, no_location=True)
+        document: DocumentNode = parse(query, no_location=True, max_tokens=MAX_SHAPE_TOKENS)
     except GraphQLError:
         return None
     if len(document.definitions) != 1:

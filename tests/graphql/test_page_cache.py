@@ -103,8 +103,9 @@ async def test_screens_the_rows_do_not_decide_are_never_kept(anonymous, admin):
     with_fragment = "{ myEntries { ...page } } fragment page on EntryPage { items { id } }"
     with_directive = "{ myEntries { items { id position @include(if: true) } } }"
     two_fields = "{ myEntries { items { id } } me { id } }"
+    too_long = "{ myEntries { items { " + "id " * 500 + "} } }"
     forget_pages()
-    for query in (with_payouts, with_fragment, with_directive, two_fields):
+    for query in (with_payouts, with_fragment, with_directive, two_fields, too_long):
         first = await a(query)
         assert first["myEntries"]["items"]
         assert await a(query) == first
