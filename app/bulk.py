@@ -4,7 +4,8 @@ The rows travel as one set named `v` in a WITH clause (PostgreSQL: arrays, unnes
 VALUES list), so an insert, update or upsert of a whole batch is one statement however many rows
 it carries. `copy_rows` inserts by COPY on PostgreSQL, `reserve_ids` takes primary keys before
 their rows are written, `Params` numbers the parameters of hand-written statements in either
-dialect, and `fetch_rows` reads rows without copying them.
+dialect, `fetch_rows` reads rows without copying them, and `stored_moment` reads a moment back
+in either.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -65,6 +67,15 @@ async def fetch_rows(
             conn.log.debug("%s: %s", query, values)
             return await connection.fetch(query, *values)
     return await conn.execute_query_dict(query, list(values))
+
+
+def stored_moment(value: datetime | str) -> datetime:
+    """A moment read back raw, as an aware datetime in UTC: SQLite gives the text it stored
+    (written in UTC by isoformat), PostgreSQL a datetime."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    if moment.tzinfo is UTC:
+        return moment
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _chunks(conn: BaseDBAsyncClient, width: int, rows: Sequence[Sequence[Any]]):

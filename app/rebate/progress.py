@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from tortoise import connections
 
-from app.bulk import Params, fetch_rows
+from app.bulk import Params, fetch_rows, stored_moment
 from app.config import get_settings
 from app.enums import EntryStatus, RatioSource
 from app.errors import NotFound
@@ -76,8 +76,8 @@ def _entry_row(row: Mapping[str, Any]) -> EntryRow:
         order_completed=bool(row["order_completed"]),
         lottery_config=row["lottery_config"],
         lottery_drawn=bool(row["lottery_drawn"]),
-        created_at=_moment(row["created_at"]),
-        ended_at=None if ended is None else _moment(ended),
+        created_at=stored_moment(row["created_at"]),
+        ended_at=None if ended is None else stored_moment(ended),
         queue_version=int(row["queue_version"]),
         settings_revision=int(row["settings_revision"]),
     )
@@ -85,14 +85,6 @@ def _entry_row(row: Mapping[str, Any]) -> EntryRow:
 
 _STATUSES = {status.value: status for status in EntryStatus}
 _RATIO_SOURCES = {source.value: source for source in RatioSource}
-
-
-def _moment(value: datetime | str) -> datetime:
-    """A stored moment as an aware datetime in UTC (SQLite gives text, PostgreSQL datetimes)."""
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
-    if moment.tzinfo is UTC:
-        return moment
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 # An entry as the screen reads it: a model, or a row of a page.
@@ -257,13 +249,12 @@ async def payouts_of_entries(
     )
     shown = settings.display.show_member_info
     for row in rows:
-        at = row["created_at"]
         pages[int(row["entry_id"])].append(
             PayoutView(
                 payout_id=int(row["id"]),
                 from_order_id=int(row["from_order_id"]),
                 amount_fen=int(row["amount_fen"]),
-                at=at if isinstance(at, datetime) else datetime.fromisoformat(str(at)),
+                at=stored_moment(row["created_at"]),
                 payer_nickname=row["nickname"] if shown else None,
                 payer_avatar_url=row["avatar_url"] if shown else None,
             )

@@ -24,7 +24,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.functions import Sum
 from tortoise.transactions import in_transaction
 
-from app.bulk import Params, copy_rows, reserve_ids, with_rows
+from app.bulk import Params, copy_rows, reserve_ids, stored_moment, with_rows
 from app.catalog.models import Product, Store
 from app.catalog.service import product_rule, store_cashier_rule, store_goods_rule
 from app.config import get_settings
@@ -92,11 +92,6 @@ _ORDER_COLUMNS = (
 )
 
 
-def _when(value: Any) -> datetime | None:
-    # SQLite hands back the stored text; it was written in UTC by isoformat.
-    return datetime.fromisoformat(value) if isinstance(value, str) else value
-
-
 def _order_rows(rows: list[dict[str, Any]]) -> list[OrderRow]:
     return [
         OrderRow(
@@ -108,9 +103,11 @@ def _order_rows(rows: list[dict[str, Any]]) -> list[OrderRow]:
             points_used=row["points_used"],
             love_value_used=row["love_value_used"],
             settled=bool(row["settled"]),
-            created_at=_when(row["created_at"]),  # type: ignore[arg-type]
-            paid_at=_when(row["paid_at"]),
-            completed_at=_when(row["completed_at"]),
+            created_at=stored_moment(row["created_at"]),
+            paid_at=None if row["paid_at"] is None else stored_moment(row["paid_at"]),
+            completed_at=(
+                None if row["completed_at"] is None else stored_moment(row["completed_at"])
+            ),
         )
         for row in rows
     ]
