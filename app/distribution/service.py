@@ -261,15 +261,7 @@ async def credit_orders_commissions(
             available_at=available_at,
             created_at=now,
         )
-        outbox.add(
-            who,
-            NotificationEvent.COMMISSION_CREDITED,
-            commission_id=commission.id,
-            kind=kind.value,
-            status=CommissionStatus.PENDING.value,
-            amount_fen=amount,
-            order_id=order.id,
-        )
+        _notify_credited(outbox, commission)
         credited.append(commission)
     return credited
 
@@ -413,15 +405,7 @@ async def pay_daily_dividend(day: date, *, now: datetime, tz: tzinfo) -> int:
                 created_at=now,
                 using_db=conn,
             )
-            outbox.add(
-                user_id,
-                NotificationEvent.COMMISSION_CREDITED,
-                commission_id=commission.id,
-                kind=CommissionKind.SHAREHOLDER_DIVIDEND.value,
-                status=CommissionStatus.AVAILABLE.value,
-                amount_fen=share,
-                order_id=None,
-            )
+            _notify_credited(outbox, commission)
         await outbox.flush(conn)
     return len(shareholders)
 
@@ -453,3 +437,16 @@ async def commissions_of(
     if before_id is not None:
         query = query.filter(id__lt=before_id)
     return await query.order_by("-id").limit(_page_size(limit))
+
+
+def _notify_credited(outbox: Outbox, commission: Commission) -> None:
+    """Tell the earner of a commission just credited, whatever its kind."""
+    outbox.add(
+        commission.user_id,
+        NotificationEvent.COMMISSION_CREDITED,
+        commission_id=commission.id,
+        kind=commission.kind.value,
+        status=commission.status.value,
+        amount_fen=commission.amount_fen,
+        order_id=commission.order_id,
+    )
