@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-from tests.support.client import buy, create_product, pay_and_settle
+from tests.support.client import APPLICATION, buy, create_product, pay_and_settle
 
 APPLY = """mutation($input: MerchantApplicationInput!) { applyMerchant(input: $input) {
   id status storeName applicantId referrerId rejectReason storeId } }"""
 REVIEW = """mutation($id: ID!, $approve: Boolean!, $rate: Int, $reason: String) {
   reviewMerchantApplication(id: $id, approve: $approve, commissionRateBp: $rate,
     rejectReason: $reason) { id status storeId rejectReason } }"""
-APPLICATION = {
-    "storeName": "街角咖啡",
-    "contactName": "王五",
-    "phone": "13800138000",
-    "address": "上海市黄浦区南京东路1号",
-    "licenseNo": "91310101MA1FPX1234",
-}
 
 
 async def test_a_merchant_is_onboarded_by_a_referrers_code(anonymous, admin):

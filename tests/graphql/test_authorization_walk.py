@@ -22,7 +22,7 @@ import graphql
 import pytest
 
 from graphql_schema.schema import build_schema
-from tests.support.client import Api, buy, create_product, pay_and_settle
+from tests.support.client import APPLICATION, Api, buy, create_product, pay_and_settle
 
 OK = "ok"
 UNAUTH = "UNAUTHENTICATED"
@@ -38,14 +38,6 @@ OWNERS = (UNAUTH, OK, HIDDEN, HIDDEN, OK)  # the owner's order or entry by id
 BUYERS = (UNAUTH, OK, HIDDEN, HIDDEN, FORBID)  # acting on the owner's order or entry
 STORE = (UNAUTH, FORBID, FORBID, OK, OK)  # the merchant's store
 OPERATOR = (UNAUTH, FORBID, FORBID, FORBID, OK)
-
-APPLICATION = {
-    "storeName": "街角咖啡",
-    "contactName": "王五",
-    "phone": "13800138000",
-    "address": "上海市黄浦区南京东路1号",
-    "licenseNo": "91310101MA1FPX1234",
-}
 
 
 @dataclass

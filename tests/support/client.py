@@ -9,6 +9,15 @@ import httpx
 
 from tests.support.server import ADMIN_TOKEN
 
+# A merchant application every field of which is valid.
+APPLICATION = {
+    "storeName": "街角咖啡",
+    "contactName": "王五",
+    "phone": "13800138000",
+    "address": "上海市黄浦区南京东路1号",
+    "licenseNo": "91310101MA1FPX1234",
+}
+
 
 class GraphQLError(AssertionError):
     def __init__(self, errors: list[dict[str, Any]]) -> None:
