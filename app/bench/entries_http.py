@@ -13,29 +13,23 @@ when the query has nothing to do.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import asyncpg
 import httpx
 
 from app.bench.api import buy, create_product, gather_limited, graphql, login
 from app.bench.infra import (
     BenchEnv,
-    flushed_redis,
-    fresh_database,
     quiet_machine,
-    rebate_process,
-    served_api,
 )
-from app.bench.loadgen import CpuMeter, fire, http_request
-from app.bench.notify import SCENE_ENVIRON, serve_workers, server_environ
+from app.bench.loadgen import fire, fire_metered, http_request
 from app.bench.report import BenchResult, Progress
 from app.bench.scale import Scale
+from app.bench.scene import burst_worker, fetch_row, scene_server, serve_workers
 from app.config import Settings
 from app.wechat.credentials import resolve_credentials
 
@@ -98,64 +92,56 @@ async def entries_scene(
     """A server, and `consumers` consumers with ENTRY_LINES settled entries each in one queue."""
     from miniprogram_mock.signing import build_v2_payment_notification
 
-    async with fresh_database(env, "entries") as database_url:
-        redis_url = await flushed_redis(env)
-        args = ("--workers", str(workers), "--no-access-log")
-        async with served_api(
-            env, database_url, redis_url, "entries", args, **SCENE_ENVIRON
-        ) as api:
-            server, port, base_url = api.process, api.port, api.base_url
-            credentials = resolve_credentials(
-                Settings(app_env="development", wechat_fake=True), base_url + "/"
+    async with scene_server(env, "entries", workers) as (database_url, redis_url, api):
+        server, port, base_url = api.process, api.port, api.base_url
+        credentials = resolve_credentials(
+            Settings(app_env="development", wechat_fake=True), base_url + "/"
+        )
+        async with httpx.AsyncClient(base_url=base_url + "/", timeout=60) as http:
+            product = await create_product(
+                http, "bench entries", 10000, extractionRatioBp=EXTRACTION_BP
             )
-            async with httpx.AsyncClient(base_url=base_url + "/", timeout=60) as http:
-                product = await create_product(
-                    http, "bench entries", 10000, extractionRatioBp=EXTRACTION_BP
-                )
-                tokens = await gather_limited(
-                    [lambda i=i: login(http, f"entries-{i}") for i in range(consumers)],
-                    concurrency=8,
-                    progress=progress,
-                    stage="consumers log in",
-                )
-                orders = await gather_limited(
-                    [
-                        lambda i=i: buy(http, tokens[i], product, ENTRY_LINES)
-                        for i in range(consumers)
-                    ],
-                    concurrency=8,
-                    progress=progress,
-                    stage="orders through the API",
-                )
+            tokens = await gather_limited(
+                [lambda i=i: login(http, f"entries-{i}") for i in range(consumers)],
+                concurrency=8,
+                progress=progress,
+                stage="consumers log in",
+            )
+            orders = await gather_limited(
+                [lambda i=i: buy(http, tokens[i], product, ENTRY_LINES) for i in range(consumers)],
+                concurrency=8,
+                progress=progress,
+                stage="orders through the API",
+            )
 
-                async def pay(index: int) -> None:
-                    order = orders[index]
-                    body = build_v2_payment_notification(
-                        credentials,
-                        out_trade_no=order["outTradeNo"],
-                        transaction_id=f"4300{index:016d}",
-                        total_fee=order["payableFen"],
-                        openid=f"mock-openid-entries-{index}",
-                    )
-                    response = await http.post("wechat/pay/notify", content=body)
-                    if SUCCESS not in response.content:
-                        raise RuntimeError(f"payment refused: {response.text}")
-
-                await gather_limited(
-                    [lambda i=i: pay(i) for i in range(consumers)],
-                    concurrency=8,
-                    progress=progress,
-                    stage="WeChat pays",
+            async def pay(index: int) -> None:
+                order = orders[index]
+                body = build_v2_payment_notification(
+                    credentials,
+                    out_trade_no=order["outTradeNo"],
+                    transaction_id=f"4300{index:016d}",
+                    total_fee=order["payableFen"],
+                    openid=f"mock-openid-entries-{index}",
                 )
-                if progress is not None:
-                    progress.update(0, 1, "a worker settles")
-                await _settle(env, database_url, redis_url, base_url)
-                entries, waiting = await _queue_size(database_url)
-                first = await graphql(http, QUERY, tokens[-1])
-                page = first["myEntries"]
-                if len(page["items"]) != 20 or page["nextCursor"] is None:
-                    raise RuntimeError(f"the last consumer has no full page: {json.dumps(page)}")
-            yield EntriesScene(database_url, port, server, tokens, entries, waiting)
+                response = await http.post("wechat/pay/notify", content=body)
+                if SUCCESS not in response.content:
+                    raise RuntimeError(f"payment refused: {response.text}")
+
+            await gather_limited(
+                [lambda i=i: pay(i) for i in range(consumers)],
+                concurrency=8,
+                progress=progress,
+                stage="WeChat pays",
+            )
+            if progress is not None:
+                progress.update(0, 1, "a worker settles")
+            await _settle(env, database_url, redis_url, base_url)
+            entries, waiting = await _queue_size(database_url)
+            first = await graphql(http, QUERY, tokens[-1])
+            page = first["myEntries"]
+            if len(page["items"]) != 20 or page["nextCursor"] is None:
+                raise RuntimeError(f"the last consumer has no full page: {json.dumps(page)}")
+        yield EntriesScene(database_url, port, server, tokens, entries, waiting)
 
 
 async def run(scale: Scale, progress: Progress, env: BenchEnv) -> BenchResult:
@@ -166,17 +152,16 @@ async def run(scale: Scale, progress: Progress, env: BenchEnv) -> BenchResult:
         port = scene.port
         await fire(port, scene.requests(QUERY, WARMUP), concurrency=concurrency, check=page_ok)
         quiet = await quiet_machine(env)
-        baseline_meter = CpuMeter(scene.server.pid, scene.database_url)
-        await baseline_meter.start()
-        baseline = await fire(
+        meter = {"server_pid": scene.server.pid, "database_url": scene.database_url}
+        baseline, baseline_cpu = await fire_metered(
             port,
             scene.requests(TRIVIAL, scale.http_requests),
+            **meter,
             concurrency=concurrency,
             check=typename_ok,
             progress=progress,
             stage="{ __typename }",
         )
-        baseline_cpu = await baseline_meter.stop(baseline.sent)
         one_at_a_time = await fire(
             port,
             scene.requests(QUERY, min(500, scale.http_requests)),
@@ -185,17 +170,15 @@ async def run(scale: Scale, progress: Progress, env: BenchEnv) -> BenchResult:
             progress=progress,
             stage="myEntries one at a time",
         )
-        meter = CpuMeter(scene.server.pid, scene.database_url)
-        await meter.start()
-        result = await fire(
+        result, cpu = await fire_metered(
             port,
             scene.requests(QUERY, scale.http_requests),
+            **meter,
             concurrency=concurrency,
             check=page_ok,
             progress=progress,
             stage="myEntries",
         )
-        cpu = await meter.stop(result.sent)
         entries, waiting = scene.entries, scene.waiting
 
     summary = result.summary()
@@ -235,28 +218,20 @@ async def run(scale: Scale, progress: Progress, env: BenchEnv) -> BenchResult:
 
 
 async def _settle(env: BenchEnv, database_url: str, redis_url: str, base_url: str) -> None:
-    environ = server_environ(database_url, redis_url)
-    args = ["worker", "--burst", "--public-base-url", base_url + "/"]
-    with rebate_process(args, environ, env.workdir / "entries-worker.log") as worker:
-        await asyncio.to_thread(worker.wait, 900)
-    connection = await asyncpg.connect(database_url)
-    try:
-        unsettled = await connection.fetchval(
-            "SELECT count(*) FROM app_order WHERE status = 'PAID' AND NOT settled"
+    await burst_worker(env, "entries", database_url, redis_url, base_url, timeout=900)
+    unsettled = (
+        await fetch_row(
+            database_url, "SELECT count(*) FROM app_order WHERE status = 'PAID' AND NOT settled"
         )
-    finally:
-        await connection.close()
+    )[0]
     if unsettled:
         raise RuntimeError(f"{unsettled} paid orders were not settled by the worker")
 
 
 async def _queue_size(database_url: str) -> tuple[int, int]:
-    connection = await asyncpg.connect(database_url)
-    try:
-        row = await connection.fetchrow(
-            "SELECT count(*) AS entries, count(*) FILTER (WHERE status = 'WAITING') AS waiting "
-            "FROM queue_entry"
-        )
-    finally:
-        await connection.close()
+    row = await fetch_row(
+        database_url,
+        "SELECT count(*) AS entries, count(*) FILTER (WHERE status = 'WAITING') AS waiting "
+        "FROM queue_entry",
+    )
     return int(row["entries"]), int(row["waiting"])

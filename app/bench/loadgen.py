@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from app.bench.report import Progress, percentile
 
@@ -286,3 +287,18 @@ async def _backend_pids(database_url: str) -> list[int]:
     finally:
         await connection.close()
     return [int(row["pid"]) for row in rows]
+
+
+async def fire_metered(
+    port: int,
+    requests: Sequence[bytes],
+    *,
+    server_pid: int,
+    database_url: str,
+    **load: Any,
+) -> tuple[LoadResult, dict[str, float]]:
+    """`fire`, with the CPU the server, PostgreSQL and the load generator spent per request."""
+    meter = CpuMeter(server_pid, database_url)
+    await meter.start()
+    result = await fire(port, requests, **load)
+    return result, await meter.stop(result.sent)

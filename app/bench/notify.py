@@ -16,28 +16,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import subprocess
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import asyncpg
 import httpx
 
 from app.bench.api import buy, create_product, gather_limited, login
 from app.bench.infra import (
     BenchEnv,
-    flushed_redis,
-    fresh_database,
     quiet_machine,
-    rebate_process,
-    served_api,
-    service_environ,
 )
-from app.bench.loadgen import CpuMeter, fire, http_request
+from app.bench.loadgen import fire, fire_metered, http_request
 from app.bench.report import BenchResult, Progress
 from app.bench.scale import Scale
+from app.bench.scene import burst_worker, fetch_row, scene_server, serve_workers
 from app.config import Settings
 from app.wechat.credentials import resolve_credentials
 
@@ -46,25 +39,6 @@ TARGET_P99_MS = 50.0
 SUCCESS = b"<return_code><![CDATA[SUCCESS]]></return_code>"
 ORDERS_PER_USER = 20
 WARMUP = 200
-
-
-def serve_workers() -> int:
-    """How many uvicorn processes serve the API (BENCH_SERVE_WORKERS, default one per core)."""
-    given = os.environ.get("BENCH_SERVE_WORKERS")
-    return max(1, int(given)) if given else max(1, os.cpu_count() or 1)
-
-
-SCENE_ENVIRON = {
-    "WECHAT_FAKE": "true",
-    # The scene is set by a few hundred consumers from one address in seconds.
-    "MUTATION_RATE_LIMIT_PER_MINUTE": "0",
-    # No sweeps or resets in the middle of a measurement.
-    "JOBS_INTERVAL_SECONDS": "0",
-}
-
-
-def server_environ(database_url: str, redis_url: str) -> dict[str, str]:
-    return service_environ(database_url, redis_url, **SCENE_ENVIRON)
 
 
 def accepted(status: int, body: bytes) -> bool:
@@ -88,46 +62,43 @@ async def notify_scene(
     """A server and `count` orders awaiting payment, each with WeChat's notification ready."""
     from miniprogram_mock.signing import build_v2_payment_notification
 
-    async with fresh_database(env, "notify") as database_url:
-        redis_url = await flushed_redis(env)
-        args = ("--workers", str(workers), "--no-access-log")
-        async with served_api(env, database_url, redis_url, "notify", args, **SCENE_ENVIRON) as api:
-            server, port, base_url = api.process, api.port, api.base_url
-            async with httpx.AsyncClient(base_url=base_url + "/", timeout=60) as http:
-                product = await create_product(http, "bench gift", 16800)
-                users = -(-count // ORDERS_PER_USER)
-                tokens = await gather_limited(
-                    [lambda i=i: login(http, f"notify-{i}") for i in range(users)],
-                    concurrency=8,
-                )
-                orders = await gather_limited(
-                    [
-                        lambda i=i: buy(http, tokens[i // ORDERS_PER_USER], product)
-                        for i in range(count)
-                    ],
-                    concurrency=8,
-                    progress=progress,
-                    stage="orders through the API",
-                )
-            credentials = resolve_credentials(
-                Settings(app_env="development", wechat_fake=True), base_url + "/"
+    async with scene_server(env, "notify", workers) as (database_url, redis_url, api):
+        server, port, base_url = api.process, api.port, api.base_url
+        async with httpx.AsyncClient(base_url=base_url + "/", timeout=60) as http:
+            product = await create_product(http, "bench gift", 16800)
+            users = -(-count // ORDERS_PER_USER)
+            tokens = await gather_limited(
+                [lambda i=i: login(http, f"notify-{i}") for i in range(users)],
+                concurrency=8,
             )
-            requests = [
-                http_request(
-                    "POST",
-                    "/wechat/pay/notify",
-                    build_v2_payment_notification(
-                        credentials,
-                        out_trade_no=order["outTradeNo"],
-                        transaction_id=f"4200{index:016d}",
-                        total_fee=order["payableFen"],
-                        openid=f"mock-openid-notify-{index // ORDERS_PER_USER}",
-                    ),
-                    {"Content-Type": "text/xml; charset=utf-8"},
-                )
-                for index, order in enumerate(orders)
-            ]
-            yield NotifyScene(database_url, redis_url, base_url, port, server, requests)
+            orders = await gather_limited(
+                [
+                    lambda i=i: buy(http, tokens[i // ORDERS_PER_USER], product)
+                    for i in range(count)
+                ],
+                concurrency=8,
+                progress=progress,
+                stage="orders through the API",
+            )
+        credentials = resolve_credentials(
+            Settings(app_env="development", wechat_fake=True), base_url + "/"
+        )
+        requests = [
+            http_request(
+                "POST",
+                "/wechat/pay/notify",
+                build_v2_payment_notification(
+                    credentials,
+                    out_trade_no=order["outTradeNo"],
+                    transaction_id=f"4200{index:016d}",
+                    total_fee=order["payableFen"],
+                    openid=f"mock-openid-notify-{index // ORDERS_PER_USER}",
+                ),
+                {"Content-Type": "text/xml; charset=utf-8"},
+            )
+            for index, order in enumerate(orders)
+        ]
+        yield NotifyScene(database_url, redis_url, base_url, port, server, requests)
 
 
 async def run(scale: Scale, progress: Progress, env: BenchEnv) -> BenchResult:
@@ -149,17 +120,16 @@ async def run(scale: Scale, progress: Progress, env: BenchEnv) -> BenchResult:
             stage="one at a time",
         )
         quiet = await quiet_machine(env)
-        meter = CpuMeter(scene.server.pid, scene.database_url)
-        await meter.start()
-        result = await fire(
+        result, cpu = await fire_metered(
             port,
             measured,
+            server_pid=scene.server.pid,
+            database_url=scene.database_url,
             concurrency=scale.notify_concurrency,
             check=accepted,
             progress=progress,
             stage=f"{scale.notify_concurrency} in flight",
         )
-        cpu = await meter.stop(result.sent)
         paid = await _count(
             scene.database_url, "SELECT count(*) FROM app_order WHERE status='PAID'"
         )
@@ -216,23 +186,13 @@ async def run(scale: Scale, progress: Progress, env: BenchEnv) -> BenchResult:
 
 
 async def _count(database_url: str, sql: str) -> int:
-    connection = await asyncpg.connect(database_url)
-    try:
-        return int(await connection.fetchval(sql))
-    finally:
-        await connection.close()
+    return int((await fetch_row(database_url, sql))[0])
 
 
 async def _settle_afterwards(
     env: BenchEnv, database_url: str, redis_url: str, base_url: str
 ) -> tuple[int, float]:
     """One burst worker settles every order the handler handed over; (settled, seconds)."""
-    environ = server_environ(database_url, redis_url)
-    log = env.workdir / "notify-worker.log"
-    started = time.monotonic()
-    args = ["worker", "--burst", "--public-base-url", base_url + "/"]
-    with rebate_process(args, environ, log) as worker:
-        await asyncio.to_thread(worker.wait, 600)
-    seconds = time.monotonic() - started
+    seconds = await burst_worker(env, "notify", database_url, redis_url, base_url, timeout=600)
     settled = await _count(database_url, "SELECT count(*) FROM app_order WHERE settled")
     return settled, seconds
