@@ -26,8 +26,10 @@ def _serve(args: argparse.Namespace) -> int:
     if not args.access_log:
         options["access_log"] = False
     if args.workers <= 1:
+        from app.serving import Server
+
         app = create_app(settings, public_base_url=public_base_url, demo=args.demo)
-        uvicorn.run(app, **options)
+        Server(uvicorn.Config(app, **options)).run()
         return 0
     if not settings.redis_url:
         # Each process would keep its own rate limits, figure cache and job timers.

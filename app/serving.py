@@ -10,12 +10,15 @@ their addresses. A process that dies is started again on its socket.
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import signal
 import socket
 import threading
 from typing import Any
+
+import uvicorn
 
 log = logging.getLogger("rebate.serve")
 
@@ -38,11 +41,32 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _serve_one(options: dict[str, Any], sock: socket.socket) -> None:
-    import uvicorn
+def freeze_startup_objects() -> None:
+    """Leave what the started server holds for good out of the collector's full passes.
 
+    Modules, the GraphQL schema, the ORM's models and the pools are ~125k objects the cyclic
+    collector walks at every full collection, which under load comes every few hundred
+    milliseconds (requests in flight outlive the young generations). Measured in the notify
+    benchmark: 55-80 ms per full collection, every request in flight held up meanwhile; with
+    these frozen, 3-13 ms. What is frozen is never collected, so the garbage of start-up is
+    collected first.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, frozen (see above) once its application has started."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            freeze_startup_objects()
+
+
+def _serve_one(options: dict[str, Any], sock: socket.socket) -> None:
     config = uvicorn.Config("app.main:worker_app", factory=True, **options)
-    uvicorn.Server(config).run(sockets=[sock])
+    Server(config).run(sockets=[sock])
 
 
 def serve_processes(options: dict[str, Any], count: int) -> int:
