@@ -102,11 +102,11 @@ async def test_a_failed_batch_is_recorded_one_by_one(server, monkeypatch):
     real = orders.record_payments
     sizes = []
 
-    async def fails_together(notices):
+    async def fails_together(notices, **checks):
         sizes.append(len(notices))
         if len(notices) > 1:
             raise RuntimeError("the batch lost a race")
-        return await real(notices)
+        return await real(notices, **checks)
 
     monkeypatch.setattr(orders, "record_payments", fails_together)
     recorder = PaymentRecorder()
@@ -117,3 +117,22 @@ async def test_a_failed_batch_is_recorded_one_by_one(server, monkeypatch):
     assert outcomes[-1].reason == "order is not awaiting payment"
     assert max(sizes) > 1 and sizes.count(1) >= len(notices)
     assert await Order.filter(status=OrderStatus.PAID).count() == 4
+
+
+async def test_a_transaction_id_that_paid_another_order_is_refused_in_a_batch(server):
+    made = await _orders(4)
+    (first,) = await record_payments([_notice(made[0], "T-taken")])
+    assert first.newly_paid
+    # Batches leave this check to the unique key: the batch fails, and each notice is judged
+    # alone, with the check, so that the others are paid all the same.
+    recorder = PaymentRecorder()
+    notices = [_notice(made[1], "T-taken")] + [_notice(o, f"T-{o.id}") for o in made[2:]]
+    outcomes = await asyncio.gather(*(recorder.record(notice) for notice in notices))
+    assert [(o.accepted, o.newly_paid, o.reason) for o in outcomes] == [
+        (False, False, "transaction_id already used"),
+        (True, True, "OK"),
+        (True, True, "OK"),
+    ]
+    assert await Order.filter(status=OrderStatus.PAID).count() == 3
+    assert await PaymentNotification.filter(transaction_id="T-taken").count() == 1
+    assert await _balance(PLATFORM_SALES.code) == 3 * made[0].payable_fen
