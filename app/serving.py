@@ -10,7 +10,6 @@ their addresses. A process that dies is started again on its socket.
 
 from __future__ import annotations
 
-import gc
 import logging
 import multiprocessing
 import signal
@@ -19,6 +18,8 @@ import threading
 from typing import Any
 
 import uvicorn
+
+from app.startup import freeze_startup_objects
 
 log = logging.getLogger("rebate.serve")
 
@@ -39,20 +40,6 @@ def listening_socket(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
-
-
-def freeze_startup_objects() -> None:
-    """Leave what the started server holds for good out of the collector's full passes.
-
-    Modules, the GraphQL schema, the ORM's models and the pools are ~125k objects the cyclic
-    collector walks at every full collection, which under load comes every few hundred
-    milliseconds (requests in flight outlive the young generations). Measured in the notify
-    benchmark: 55-80 ms per full collection, every request in flight held up meanwhile; with
-    these frozen, 3-13 ms. What is frozen is never collected, so the garbage of start-up is
-    collected first.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 class Server(uvicorn.Server):

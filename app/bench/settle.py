@@ -36,6 +36,7 @@ from app.db import close_db, init_db, migrate_db
 from app.ledger.audit import audit
 from app.members.service import login_with_openid
 from app.orders.models import Order
+from app.startup import freeze_startup_objects
 
 TARGET_PER_SECOND = 5000.0
 TARGET_RATIO = 5.0
@@ -364,6 +365,8 @@ async def _worker() -> None:
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     if redis is not None:
         use_figure_cache(RedisFigureCache(redis))
+    # As `rebate worker` does once started.
+    freeze_startup_objects()
     [row] = await connections.get("default").execute_query_dict("SELECT pg_backend_pid() AS pid")
     backend = int(row["pid"])
     counter = _StatementCounter()

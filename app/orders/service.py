@@ -280,8 +280,9 @@ async def record_payments(
 
     `check_used=False` leaves a transaction id that paid another order to the unique keys on
     transaction ids (the order's, the notification's): the whole call then fails, and the caller
-    records the notifications again one by one with the check. Real WeChat never sends one, so the batches of the busy path
-    save a statement (and a lookup whose plan, made while the table was small, may scan it).
+    records the notifications again one by one with the check. Real WeChat never sends one, so
+    the batches of the busy path save a statement (and a lookup whose plan, made while the table
+    was small, may scan it).
 
     Every order named is locked before any is judged, in id order as every caller locks them, so
     that concurrent batches (another server process, a duplicate notification) cannot deadlock.
