@@ -28,7 +28,7 @@ from app.bench.infra import (
     quiet_machine,
 )
 from app.bench.loadgen import fire, fire_metered, http_request
-from app.bench.report import BenchResult, Progress
+from app.bench.report import BenchResult, Progress, percentile
 from app.bench.scale import Scale
 from app.bench.scene import burst_worker, fetch_row, scene_server, serve_workers
 from app.config import Settings
@@ -143,6 +143,7 @@ async def run(scale: Scale, progress: Progress, env: BenchEnv) -> BenchResult:
         )
 
     summary = result.summary()
+    first = scale.notify_concurrency
     value = result.ok_per_second
     p99 = float(summary["p99_ms"])
     server_p99 = summary["server_p99_ms"]
@@ -154,6 +155,10 @@ async def run(scale: Scale, progress: Progress, env: BenchEnv) -> BenchResult:
         "accepted": result.ok,
         "p99_ms": p99,
         "server_p99_ms": server_p99,
+        # The first `concurrency` answers are mostly those of the burst that opens the load (all
+        # sent at once on connections opened beforehand); the rest, the load as it goes on.
+        "p99_ms_first_answers": round(percentile(result.latencies_ms[:first], 0.99), 2),
+        "p99_ms_later_answers": round(percentile(result.latencies_ms[first:], 0.99), 2),
         "measured": summary,
         "cpu": cpu,
         "baseline_one_at_a_time": baseline.summary(),
