@@ -245,23 +245,38 @@ async def _summed_in_database(
         f"WHERE queue_id = {p(queue_id)} AND bucket < {p(bucket)}"
         for index, bucket in enumerate(buckets)
     ]
-    # The queue's version comes in the same statement, so from the same snapshot (k = -1).
-    parts.append(
-        f"SELECT -1 AS k, version AS wc, 0 AS wf, 0 AS cc, 0 AS cf FROM rebate_queue "
-        f"WHERE id = {p(queue_id)}"
-    )
+    # The queue's version comes in the same statement, so from the same snapshot.
+    parts.append(_versions_part(p, [queue_id], ("wc", "wf", "cc", "cf")))
     rows = await client.execute_query_dict(" UNION ALL ".join(parts), p.values)
-    version = None
+    versions: dict[int, int] = {}
     sums: dict[tuple[int, int], BucketSums] = {}
     for r in rows:
         k = int(r["k"])
-        if k < 0:
-            version = int(r["wc"])
-            continue
-        sums[(queue_id, buckets[k])] = BucketSums(
-            int(r["wc"]), int(r["wf"]), int(r["cc"]), int(r["cf"])
-        )
-    return version, sums
+        if not _read_version(k, r["wc"], versions):
+            sums[(queue_id, buckets[k])] = BucketSums(
+                int(r["wc"]), int(r["wf"]), int(r["cc"]), int(r["cf"])
+            )
+    return versions.get(queue_id), sums
+
+
+def _versions_part(p: Params, queue_ids: list[int], columns: tuple[str, ...]) -> str:
+    """A part of a UNION ALL whose other parts number their rows k = 0, 1, ...: each queue's
+    version, in the statement's own snapshot, as a row k = -1 - queue id with the version in the
+    first of `columns` and 0 in the others."""
+    first, *others = columns
+    zeros = "".join(f", 0 AS {column}" for column in others)
+    return (
+        f"SELECT -1 - id AS k, version AS {first}{zeros} FROM rebate_queue "
+        f"WHERE {p.among('id', queue_ids)}"
+    )
+
+
+def _read_version(k: int, value: Any, versions: dict[int, int]) -> bool:
+    """Whether row `k` of such a statement is a version (then kept in `versions`)."""
+    if k >= 0:
+        return False
+    versions[-1 - k] = int(value)
+    return True
 
 
 async def warm_figure_caches() -> int:
@@ -298,20 +313,13 @@ async def _within_blocks(
         f"AND number >= {p(bucket_of(number) * BUCKET_SIZE)} AND number < {p(number)}{completed}"
         for index, (queue_id, number) in enumerate(places)
     ]
-    # Versions are told apart by a negative k: -1 - queue id.
-    queue_ids = sorted({queue_id for queue_id, _ in places})
-    parts.append(
-        f"SELECT -1 - id AS k, version AS n, 0 AS fen FROM rebate_queue "
-        f"WHERE {p.among('id', queue_ids)}"
-    )
+    parts.append(_versions_part(p, sorted({q for q, _ in places}), ("n", "fen")))
     rows = await client.execute_query_dict(" UNION ALL ".join(parts), p.values)
     within = [(0, 0)] * len(places)
     versions: dict[int, int] = {}
     for row in rows:
         k = int(row["k"])
-        if k < 0:
-            versions[-1 - k] = int(row["n"])
-        else:
+        if not _read_version(k, row["n"], versions):
             within[k] = (int(row["n"]), int(row["fen"]))
     return within, versions
 
