@@ -43,7 +43,8 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 
 class Server(uvicorn.Server):
-    """uvicorn's server, frozen (see above) once its application has started."""
+    """uvicorn's server, which freezes what it holds (`freeze_startup_objects`) once its
+    application has started."""
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)

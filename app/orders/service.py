@@ -364,7 +364,7 @@ class PaymentRecorder:
     Nothing waits for company: a notification that finds no batch being written starts one at
     once; those that arrive meanwhile form the next. One batch is written at a time per process.
     When a batch fails as a whole (a race with another process over a transaction id, or a
-    transaction id that paid another order, which batches leave to the unique key), its
+    transaction id that paid another order, which batches leave to the unique keys), its
     notifications are recorded one by one, so that one cannot take the others down with it.
     """
 
