@@ -24,6 +24,16 @@ _DECLARATION = re.compile(r"<!(?!\[CDATA\[)")
 _FEE = re.compile(r"[0-9]{1,12}")
 _TIME_END = re.compile(r"[0-9]{14}")
 
+# The shape WeChat sends: `<xml>`, then each field as `<name>` holding one CDATA section or plain
+# text. A body in exactly this shape is read by two regular expressions, in a third of the time
+# of expat with a Python call per element and text; any other body goes to expat, which decides.
+# A value here leaves out every character on which the two readings could differ: markup, "]"
+# (of "]]>"), "\r" (which XML normalizes), and the characters XML refuses.
+_VALUE = r"[^<>&\]\r\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]*"
+_FIELD = rf"[ \t\r\n]*<([A-Za-z_][A-Za-z0-9_]*)>(?:<!\[CDATA\[({_VALUE})\]\]>|({_VALUE}))</\1>"
+_WECHAT_SHAPED = re.compile(rf"<xml>(?:{_FIELD})+[ \t\r\n]*</xml>[ \t\r\n]*")
+_WECHAT_FIELD = re.compile(_FIELD)
+
 REQUIRED_FIELDS = (
     "appid",
     "mch_id",
@@ -70,15 +80,25 @@ def parse_v2_xml(body: bytes | str) -> dict[str, str]:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise MalformedXml("body is not UTF-8") from exc
-        data = body
     else:
         text = body
         if len(text) > MAX_XML_BYTES:
             raise MalformedXml("body too large")
-        data = text.encode("utf-8")
+    if (fields := _wechat_shaped_fields(text)) is not None:
+        return fields
     if _DECLARATION.search(text):
         raise MalformedXml("DOCTYPE and other declarations are not accepted")
-    return _FlatXml().parse(data)
+    return _FlatXml().parse(body if isinstance(body, bytes) else text.encode("utf-8"))
+
+
+def _wechat_shaped_fields(text: str) -> dict[str, str] | None:
+    """The fields of a body in WeChat's exact shape, as expat would read them; None otherwise
+    (a repeated field included: expat refuses it)."""
+    if not _WECHAT_SHAPED.fullmatch(text):
+        return None
+    found = _WECHAT_FIELD.findall(text)
+    fields = {name: cdata or plain for name, cdata, plain in found}
+    return fields if len(fields) == len(found) else None
 
 
 class _FlatXml:
