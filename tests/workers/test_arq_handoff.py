@@ -15,12 +15,14 @@ class RecordingPool:
 
     def __init__(self, fail: bool = False) -> None:
         self.jobs: list[tuple[str, object, str]] = []
+        self.times: list[float] = []
         self.fail = fail
 
     async def enqueue_job(self, name: str, *args: object, _queue_name: str) -> None:
         if self.fail:
             raise ConnectionError("redis is away")
         self.jobs.append((name, *args, _queue_name))
+        self.times.append(asyncio.get_running_loop().time())
 
 
 async def test_orders_paid_in_one_turn_go_as_one_job():
@@ -43,6 +45,22 @@ async def test_orders_paid_in_one_turn_go_as_one_job():
     jobs.settle_soon(14)
     await jobs.stop()
     assert pool.jobs[1:] == [("settle", [14], QUEUE_NAME)]
+
+
+async def test_orders_due_after_a_hand_off_wait_for_the_workers_next_poll_together():
+    pool = RecordingPool()
+    jobs = ArqJobs(pool, interval=0.2)
+    jobs.settle_soon(31)
+    await asyncio.sleep(0)
+    # After a quiet spell the first goes at once.
+    assert pool.jobs == [("settle", [31], QUEUE_NAME)]
+    jobs.settle_soon(32)
+    await asyncio.sleep(0.05)
+    jobs.settle_soon(33)
+    assert len(pool.jobs) == 1
+    await jobs.stop()
+    assert pool.jobs[1:] == [("settle", [32, 33], QUEUE_NAME)]
+    assert pool.times[1] - pool.times[0] >= 0.2
 
 
 async def test_a_lost_enqueue_is_logged_and_the_next_goes_on(caplog):
