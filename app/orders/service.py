@@ -293,54 +293,58 @@ async def record_payments(
     and query building cost more CPU than the database does.
     """
     async with in_transaction() as conn:
+        return await record_payments_in(conn, notices, check_used=check_used)
+
+
+async def record_payments_in(
+    conn: BaseDBAsyncClient, notices: Sequence[PaymentNotice], *, check_used: bool = True
+) -> list[PaymentOutcome]:
+    """`record_payments` in the caller's database transaction."""
+    sql = Params(conn)
+    rows = await conn.execute_query_dict(
+        "SELECT id, out_trade_no, kind, status, payable_fen, transaction_id FROM app_order "
+        f"WHERE {sql.among('out_trade_no', {n.out_trade_no for n in notices})} "
+        f"ORDER BY id{' FOR UPDATE' if sql.postgres else ''}",
+        sql.values,
+    )
+    orders = {row["out_trade_no"]: _Payable(**row) for row in rows}
+    used: set[str] = set()
+    if check_used:
         sql = Params(conn)
-        rows = await conn.execute_query_dict(
-            "SELECT id, out_trade_no, kind, status, payable_fen, transaction_id FROM app_order "
-            f"WHERE {sql.among('out_trade_no', {n.out_trade_no for n in notices})} "
-            f"ORDER BY id{' FOR UPDATE' if sql.postgres else ''}",
-            sql.values,
+        used = {
+            row["transaction_id"]
+            for row in await conn.execute_query_dict(
+                "SELECT transaction_id FROM payment_notification "
+                f"WHERE {sql.among('transaction_id', {n.transaction_id for n in notices})}",
+                sql.values,
+            )
+        }
+    outcomes = []
+    paid: list[tuple[_Payable, PaymentNotice]] = []
+    for notice in notices:
+        order = orders.get(notice.out_trade_no)
+        outcome = _judge_payment(notice, order, used)
+        outcomes.append(outcome)
+        if outcome.newly_paid and order is not None:
+            # Later notices of the batch see this one's effect, as they would one by one.
+            used.add(notice.transaction_id)
+            _set_paid(order, notice.transaction_id, notice.time_end)
+            paid.append((order, notice))
+    if paid:
+        now = datetime.now(UTC)
+        marks = Params(conn).marks
+        await conn.execute_many(
+            "INSERT INTO payment_notification (transaction_id, order_id, total_fee, "
+            f"received_at) VALUES ({marks(4)})",
+            [[n.transaction_id, order.id, n.total_fee, now] for order, n in paid],
         )
-        orders = {row["out_trade_no"]: _Payable(**row) for row in rows}
-        used: set[str] = set()
-        if check_used:
-            sql = Params(conn)
-            used = {
-                row["transaction_id"]
-                for row in await conn.execute_query_dict(
-                    "SELECT transaction_id FROM payment_notification "
-                    f"WHERE {sql.among('transaction_id', {n.transaction_id for n in notices})}",
-                    sql.values,
-                )
-            }
-        outcomes = []
-        paid: list[tuple[_Payable, PaymentNotice]] = []
-        for notice in notices:
-            order = orders.get(notice.out_trade_no)
-            outcome = _judge_payment(notice, order, used)
-            outcomes.append(outcome)
-            if outcome.newly_paid and order is not None:
-                # Later notices of the batch see this one's effect, as they would one by one.
-                used.add(notice.transaction_id)
-                _set_paid(order, notice.transaction_id, notice.time_end)
-                paid.append((order, notice))
-        if paid:
-            now = datetime.now(UTC)
-            marks = Params(conn).marks
-            await conn.execute_many(
-                "INSERT INTO payment_notification (transaction_id, order_id, total_fee, "
-                f"received_at) VALUES ({marks(4)})",
-                [[n.transaction_id, order.id, n.total_fee, now] for order, n in paid],
-            )
-            await conn.execute_many(
-                f"UPDATE app_order SET status = {marks(1)}, paid_at = {marks(1, 2)}, "
-                f"completed_at = {marks(1, 3)}, transaction_id = {marks(1, 4)} "
-                f"WHERE id = {marks(1, 5)}",
-                [
-                    [str(o.status), o.paid_at, o.completed_at, o.transaction_id, o.id]
-                    for o, _ in paid
-                ],
-            )
-            await _post_payments([order for order, _ in paid], conn)
+        await conn.execute_many(
+            f"UPDATE app_order SET status = {marks(1)}, paid_at = {marks(1, 2)}, "
+            f"completed_at = {marks(1, 3)}, transaction_id = {marks(1, 4)} "
+            f"WHERE id = {marks(1, 5)}",
+            [[str(o.status), o.paid_at, o.completed_at, o.transaction_id, o.id] for o, _ in paid],
+        )
+        await _post_payments([order for order, _ in paid], conn)
     return outcomes
 
 
@@ -362,7 +366,8 @@ class PaymentRecorder:
     """Records the notifications that arrive together in one transaction, then answers each.
 
     Nothing waits for company: a notification that finds no batch being written starts one at
-    once; those that arrive meanwhile form the next. One batch is written at a time per process.
+    once, and those that arrive while its transaction begins join it; those that arrive later
+    form the next. One batch is written at a time per process.
     When a batch fails as a whole (a race with another process over a transaction id, or a
     transaction id that paid another order, which batches leave to the unique keys), its
     notifications are recorded one by one, so that one cannot take the others down with it.
@@ -381,19 +386,31 @@ class PaymentRecorder:
             self._writer = loop.create_task(self._write())
         return await answer
 
+    def _take(self) -> list[tuple[PaymentNotice, asyncio.Future[PaymentOutcome]]]:
+        batch = self._waiting[: self.max_batch]
+        del self._waiting[: self.max_batch]
+        return batch
+
     async def _write(self) -> None:
         batch: list[tuple[PaymentNotice, asyncio.Future[PaymentOutcome]]] = []
         try:
             while self._waiting:
-                batch = self._waiting[: self.max_batch]
-                del self._waiting[: self.max_batch]
-                notices = [notice for notice, _ in batch]
+                batch = []
                 results: list[PaymentOutcome | BaseException]
                 try:
-                    results = list(await record_payments(notices, check_used=False))
+                    async with in_transaction() as conn:
+                        # Taken once the transaction has begun: the notifications that arrived
+                        # during its first round trip join this batch. Under load that round
+                        # trip waits for a turn of the loop spent reading other requests (a
+                        # burst of them at once), which would otherwise make a batch of the
+                        # first one or two and keep the rest waiting for it.
+                        batch = self._take()
+                        notices = [notice for notice, _ in batch]
+                        results = list(await record_payments_in(conn, notices, check_used=False))
                 except Exception as exc:
+                    batch = batch or self._take()
                     log.warning("%d payments failed together (%r); one by one", len(batch), exc)
-                    results = [await _alone(notice) for notice in notices]
+                    results = [await _alone(notice) for notice, _ in batch]
                 for (_, answer), result in zip(batch, results, strict=True):
                     if answer.done():  # the request went away; WeChat will ask again
                         continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import replace
 
 from app.catalog.service import upsert_product
@@ -99,16 +100,16 @@ async def test_recorder_answers_concurrent_notices_together(server):
 
 async def test_a_failed_batch_is_recorded_one_by_one(server, monkeypatch):
     made = await _orders(4)
-    real = orders.record_payments
+    real = orders.record_payments_in
     sizes = []
 
-    async def fails_together(notices, **checks):
+    async def fails_together(conn, notices, **checks):
         sizes.append(len(notices))
         if len(notices) > 1:
             raise RuntimeError("the batch lost a race")
-        return await real(notices, **checks)
+        return await real(conn, notices, **checks)
 
-    monkeypatch.setattr(orders, "record_payments", fails_together)
+    monkeypatch.setattr(orders, "record_payments_in", fails_together)
     recorder = PaymentRecorder()
     notices = [_notice(order, f"T-{order.id}") for order in made]
     notices.append(_notice(made[1], "T-other"))
@@ -117,6 +118,36 @@ async def test_a_failed_batch_is_recorded_one_by_one(server, monkeypatch):
     assert outcomes[-1].reason == "order is not awaiting payment"
     assert max(sizes) > 1 and sizes.count(1) >= len(notices)
     assert await Order.filter(status=OrderStatus.PAID).count() == 4
+
+
+async def test_notices_that_arrive_while_the_batch_begins_join_it(server, monkeypatch):
+    made = await _orders(3)
+    real_begin, real_record = orders.in_transaction, orders.record_payments_in
+    begun = asyncio.Event()
+    sizes = []
+
+    @contextlib.asynccontextmanager
+    async def slow_begin():
+        # BEGIN's round trip, held until the other notices have arrived.
+        await begun.wait()
+        async with real_begin() as conn:
+            yield conn
+
+    async def counted(conn, notices, **checks):
+        sizes.append(len(notices))
+        return await real_record(conn, notices, **checks)
+
+    monkeypatch.setattr(orders, "in_transaction", slow_begin)
+    monkeypatch.setattr(orders, "record_payments_in", counted)
+    recorder = PaymentRecorder()
+    first = asyncio.create_task(recorder.record(_notice(made[0], "T-first")))
+    await asyncio.sleep(0.01)  # the writer has started on the first notice alone
+    later = [asyncio.create_task(recorder.record(_notice(o, f"T-{o.id}"))) for o in made[1:]]
+    await asyncio.sleep(0.01)
+    begun.set()
+    outcomes = await asyncio.gather(first, *later)
+    assert [o.newly_paid for o in outcomes] == [True, True, True]
+    assert sizes == [3]
 
 
 async def test_a_transaction_id_that_paid_another_order_is_refused_in_a_batch(server):
