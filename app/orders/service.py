@@ -366,8 +366,9 @@ class PaymentRecorder:
     """Records the notifications that arrive together in one transaction, then answers each.
 
     Nothing waits for company: a notification that finds no batch being written starts one at
-    once, and those that arrive while its transaction begins join it; those that arrive later
-    form the next. One batch is written at a time per process.
+    once, and those that arrive while its transaction begins, or in the turns of the loop that
+    keep bringing more, join it; those that arrive later form the next. One batch is written at
+    a time per process.
     When a batch fails as a whole (a race with another process over a transaction id, or a
     transaction id that paid another order, which batches leave to the unique keys), its
     notifications are recorded one by one, so that one cannot take the others down with it.
@@ -386,6 +387,15 @@ class PaymentRecorder:
             self._writer = loop.create_task(self._write())
         return await answer
 
+    async def _arrivals(self) -> None:
+        """Let the loop read on while each of its turns brings notifications (and the batch has
+        room): a turn that brings none ends it at once, so a quiet server waits for nothing."""
+        while len(self._waiting) < self.max_batch:
+            before = len(self._waiting)
+            await asyncio.sleep(0)
+            if len(self._waiting) == before:
+                return
+
     def _take(self) -> list[tuple[PaymentNotice, asyncio.Future[PaymentOutcome]]]:
         batch = self._waiting[: self.max_batch]
         del self._waiting[: self.max_batch]
@@ -399,11 +409,12 @@ class PaymentRecorder:
                 results: list[PaymentOutcome | BaseException]
                 try:
                     async with in_transaction() as conn:
-                        # Taken once the transaction has begun: the notifications that arrived
-                        # during its first round trip join this batch. Under load that round
-                        # trip waits for a turn of the loop spent reading other requests (a
+                        # Taken once the transaction has begun and the requests being read have
+                        # been: those that arrived meanwhile join this batch. Under load BEGIN's
+                        # round trip waits for turns of the loop spent reading other requests (a
                         # burst of them at once), which would otherwise make a batch of the
                         # first one or two and keep the rest waiting for it.
+                        await self._arrivals()
                         batch = self._take()
                         notices = [notice for notice, _ in batch]
                         results = list(await record_payments_in(conn, notices, check_used=False))

@@ -13,7 +13,13 @@ from app.ledger.service import EXTERNAL_WECHAT, PLATFORM_SALES
 from app.members.service import login_with_openid
 from app.orders import service as orders
 from app.orders.models import Order, PaymentNotification
-from app.orders.service import LineRequest, PaymentRecorder, create_order, record_payments
+from app.orders.service import (
+    LineRequest,
+    PaymentOutcome,
+    PaymentRecorder,
+    create_order,
+    record_payments,
+)
 from app.wechat.pay_notify import PaymentNotice
 from tests.support.orders import NOW
 
@@ -148,6 +154,41 @@ async def test_notices_that_arrive_while_the_batch_begins_join_it(server, monkey
     outcomes = await asyncio.gather(first, *later)
     assert [o.newly_paid for o in outcomes] == [True, True, True]
     assert sizes == [3]
+
+
+async def test_notices_still_being_read_after_begin_join_the_batch(server, monkeypatch):
+    made = await _orders(4)
+    real_begin, real_record = orders.in_transaction, orders.record_payments_in
+    recorder = PaymentRecorder()
+    sizes = []
+
+    async def arrives_after(turns: int, notice: PaymentNotice) -> PaymentOutcome:
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        return await recorder.record(notice)
+
+    arriving = []
+
+    @contextlib.asynccontextmanager
+    async def begin_while_more_arrive():
+        async with real_begin() as conn:
+            # Read in the next turns of the loop, one after the other, as a burst is.
+            arriving.extend(
+                asyncio.create_task(arrives_after(turns, _notice(o, f"T-{o.id}")))
+                for turns, o in enumerate(made[1:])
+            )
+            yield conn
+
+    async def counted(conn, notices, **checks):
+        sizes.append(len(notices))
+        return await real_record(conn, notices, **checks)
+
+    monkeypatch.setattr(orders, "in_transaction", begin_while_more_arrive)
+    monkeypatch.setattr(orders, "record_payments_in", counted)
+    first = await recorder.record(_notice(made[0], "T-first"))
+    outcomes = [first, *await asyncio.gather(*arriving)]
+    assert [o.newly_paid for o in outcomes] == [True] * 4
+    assert sizes == [4]
 
 
 async def test_a_transaction_id_that_paid_another_order_is_refused_in_a_batch(server):
