@@ -126,11 +126,23 @@ async def test_a_failed_batch_is_recorded_one_by_one(server, monkeypatch):
     assert await Order.filter(status=OrderStatus.PAID).count() == 4
 
 
+def _batch_sizes(monkeypatch) -> list[int]:
+    """The size of every batch the recorder writes from now on, in order."""
+    real = orders.record_payments_in
+    sizes: list[int] = []
+
+    async def counted(conn, notices, **checks):
+        sizes.append(len(notices))
+        return await real(conn, notices, **checks)
+
+    monkeypatch.setattr(orders, "record_payments_in", counted)
+    return sizes
+
+
 async def test_notices_that_arrive_while_the_batch_begins_join_it(server, monkeypatch):
     made = await _orders(3)
-    real_begin, real_record = orders.in_transaction, orders.record_payments_in
+    real_begin = orders.in_transaction
     begun = asyncio.Event()
-    sizes = []
 
     @contextlib.asynccontextmanager
     async def slow_begin():
@@ -139,12 +151,8 @@ async def test_notices_that_arrive_while_the_batch_begins_join_it(server, monkey
         async with real_begin() as conn:
             yield conn
 
-    async def counted(conn, notices, **checks):
-        sizes.append(len(notices))
-        return await real_record(conn, notices, **checks)
-
     monkeypatch.setattr(orders, "in_transaction", slow_begin)
-    monkeypatch.setattr(orders, "record_payments_in", counted)
+    sizes = _batch_sizes(monkeypatch)
     recorder = PaymentRecorder()
     first = asyncio.create_task(recorder.record(_notice(made[0], "T-first")))
     await asyncio.sleep(0.01)  # the writer has started on the first notice alone
@@ -158,9 +166,8 @@ async def test_notices_that_arrive_while_the_batch_begins_join_it(server, monkey
 
 async def test_notices_still_being_read_after_begin_join_the_batch(server, monkeypatch):
     made = await _orders(4)
-    real_begin, real_record = orders.in_transaction, orders.record_payments_in
+    real_begin = orders.in_transaction
     recorder = PaymentRecorder()
-    sizes = []
 
     async def arrives_after(turns: int, notice: PaymentNotice) -> PaymentOutcome:
         for _ in range(turns):
@@ -179,12 +186,8 @@ async def test_notices_still_being_read_after_begin_join_the_batch(server, monke
             )
             yield conn
 
-    async def counted(conn, notices, **checks):
-        sizes.append(len(notices))
-        return await real_record(conn, notices, **checks)
-
     monkeypatch.setattr(orders, "in_transaction", begin_while_more_arrive)
-    monkeypatch.setattr(orders, "record_payments_in", counted)
+    sizes = _batch_sizes(monkeypatch)
     first = await recorder.record(_notice(made[0], "T-first"))
     outcomes = [first, *await asyncio.gather(*arriving)]
     assert [o.newly_paid for o in outcomes] == [True] * 4
