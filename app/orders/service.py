@@ -273,16 +273,8 @@ async def record_payment(notice: PaymentNotice) -> PaymentOutcome:
     return outcome
 
 
-async def record_payments(
-    notices: Sequence[PaymentNotice], *, check_used: bool = True
-) -> list[PaymentOutcome]:
+async def record_payments(notices: Sequence[PaymentNotice]) -> list[PaymentOutcome]:
     """Record verified notifications in one transaction, each judged as if it came alone, in turn.
-
-    `check_used=False` leaves a transaction id that paid another order to the unique keys on
-    transaction ids (the order's, the notification's): the whole call then fails, and the caller
-    records the notifications again one by one with the check. Real WeChat never sends one, so
-    the batches of the busy path save a statement (and a lookup whose plan, made while the table
-    was small, may scan it).
 
     Every order named is locked before any is judged, in id order as every caller locks them, so
     that concurrent batches (another server process, a duplicate notification) cannot deadlock.
@@ -293,13 +285,20 @@ async def record_payments(
     and query building cost more CPU than the database does.
     """
     async with in_transaction() as conn:
-        return await record_payments_in(conn, notices, check_used=check_used)
+        return await record_payments_in(conn, notices)
 
 
 async def record_payments_in(
     conn: BaseDBAsyncClient, notices: Sequence[PaymentNotice], *, check_used: bool = True
 ) -> list[PaymentOutcome]:
-    """`record_payments` in the caller's database transaction."""
+    """`record_payments` in the caller's database transaction.
+
+    `check_used=False` leaves a transaction id that paid another order to the unique keys on
+    transaction ids (the order's, the notification's): the whole call then fails, and the caller
+    records the notifications again one by one with the check. Real WeChat never sends one, so
+    the batches of the busy path save a statement (and a lookup whose plan, made while the table
+    was small, may scan it).
+    """
     sql = Params(conn)
     rows = await conn.execute_query_dict(
         "SELECT id, out_trade_no, kind, status, payable_fen, transaction_id FROM app_order "
