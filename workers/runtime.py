@@ -126,8 +126,8 @@ class ArqJobs:
     def __init__(self, pool: Any, interval: float = POLL_DELAY) -> None:
         self._pool = pool
         self._interval = interval
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._due: list[int] = []
+        # The one task handing orders off, while there are any (it also keeps the task alive).
         self._sender: asyncio.Task[None] | None = None
         self._next_at = 0.0
 
@@ -137,8 +137,6 @@ class ArqJobs:
         if self._sender is None:
             # Runs after the callbacks already scheduled: the rest of the batch joins first.
             self._sender = asyncio.get_running_loop().create_task(self._hand_off_due())
-            self._tasks.add(self._sender)
-            self._sender.add_done_callback(self._tasks.discard)
 
     async def _hand_off_due(self) -> None:
         loop = asyncio.get_running_loop()
@@ -161,8 +159,8 @@ class ArqJobs:
         """Workers catch up at their own start; the API has nothing to do."""
 
     async def _handed_off(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        while self._sender is not None:
+            await asyncio.gather(self._sender, return_exceptions=True)
 
     async def drain(self) -> None:
         """Wait until every job due by now has been run by the workers (tests use this)."""
