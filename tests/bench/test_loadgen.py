@@ -1,0 +1,103 @@
+"""The benchmarks' load generator: every request sent once, answers framed and counted."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+
+from app.bench.loadgen import fire, http_request
+
+
+class _Server(asyncio.Protocol):
+    """Answers each request after a short while, its head and body in separate writes."""
+
+    received: list[bytes]
+    in_flight = 0
+    most_in_flight = 0
+    close_after: int | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while b"\r\n\r\n" in self.buffer:
+            head, _, rest = self.buffer.partition(b"\r\n\r\n")
+            length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+            if len(rest) < length:
+                return
+            body, self.buffer = rest[:length], rest[length:]
+            type(self).received.append(body)
+            if self.close_after is not None and len(type(self).received) > self.close_after:
+                self.transport.close()
+                return
+            type(self).in_flight += 1
+            type(self).most_in_flight = max(type(self).most_in_flight, type(self).in_flight)
+            asyncio.get_running_loop().create_task(self._answer(body))
+
+    async def _answer(self, body: bytes) -> None:
+        await asyncio.sleep(0.001)
+        status = b"200 OK" if not body.endswith(b"7") else b"409 Conflict"
+        answer = b"echo:" + body
+        self.transport.write(
+            b"HTTP/1.1 " + status + b"\r\nServer-Timing: db;dur=9, app;dur=1.5\r\n"
+            b"Content-Length: " + str(len(answer)).encode() + b"\r\n\r\n"
+        )
+        await asyncio.sleep(0)
+        type(self).in_flight -= 1
+        self.transport.write(answer)
+
+
+async def _serve(close_after: int | None = None) -> tuple[asyncio.AbstractServer, type[_Server]]:
+    server_type = type("Server", (_Server,), {"received": [], "close_after": close_after})
+    server = await asyncio.get_running_loop().create_server(server_type, "127.0.0.1", 0)
+    return server, server_type
+
+
+def _ok(status: int, body: bytes) -> bool:
+    return status == 200 and body.startswith(b"echo:")
+
+
+async def test_every_request_is_sent_once_and_its_answer_counted() -> None:
+    server, seen = await _serve()
+    port = server.sockets[0].getsockname()[1]
+    requests = [http_request("POST", "/x", f"request {i}".encode()) for i in range(57)]
+    try:
+        result = await fire(port, requests, concurrency=5, check=_ok)
+    finally:
+        server.close()
+    assert sorted(seen.received) == sorted(f"request {i}".encode() for i in range(57))
+    assert seen.most_in_flight <= 5
+    assert result.sent == 57
+    refused = [i for i in range(57) if str(i).endswith("7")]  # 7, 17, 27, 37 and 47
+    assert result.ok == 57 - len(refused)
+    assert result.statuses == {200: 57 - len(refused), 409: len(refused)}
+    assert len(result.latencies_ms) == 57 and min(result.latencies_ms) >= 1.0
+    assert result.server_ms == [1.5] * 57
+    assert result.failures[0].startswith("409: b'echo:request ")
+
+
+async def test_more_connections_than_requests_and_none_at_all() -> None:
+    server, seen = await _serve()
+    port = server.sockets[0].getsockname()[1]
+    try:
+        few = await fire(port, [http_request("GET", "/", b"one")], concurrency=8, check=_ok)
+        none = await fire(port, [], concurrency=8, check=_ok)
+    finally:
+        server.close()
+    assert (few.sent, few.ok, seen.received) == (1, 1, [b"one"])
+    assert (none.sent, none.ok) == (0, 0)
+
+
+async def test_a_connection_closed_before_its_answer_fails_the_load() -> None:
+    server, _ = await _serve(close_after=3)
+    port = server.sockets[0].getsockname()[1]
+    requests = [http_request("POST", "/x", f"r{i}".encode()) for i in range(10)]
+    try:
+        with pytest.raises(ConnectionError):
+            await asyncio.wait_for(fire(port, requests, concurrency=2, check=_ok), 10)
+    finally:
+        server.close()
