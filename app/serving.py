@@ -19,7 +19,7 @@ from typing import Any
 
 import uvicorn
 
-from app.startup import freeze_startup_objects
+from app.startup import prepare_collector
 
 log = logging.getLogger("rebate.serve")
 
@@ -43,13 +43,14 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 
 class Server(uvicorn.Server):
-    """uvicorn's server, which freezes what it holds (`freeze_startup_objects`) once its
-    application has started."""
+    """uvicorn's server, which sets the collector for a long run (`prepare_collector`: what it
+    holds frozen, a young generation that outgrows the requests in flight) once its application
+    has started."""
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
         if self.started:
-            freeze_startup_objects()
+            prepare_collector()
 
 
 def _serve_one(options: dict[str, Any], sock: socket.socket) -> None:

@@ -15,7 +15,7 @@ from app.distribution.service import pay_daily_dividend, release_due
 from app.notifications.sender import send_due
 from app.rebate.figures import warm_figure_caches
 from app.rebate.service import settle_order, settle_orders
-from app.startup import freeze_startup_objects
+from app.startup import prepare_collector
 from app.wechat.client import WeChatGateway
 from workers.jobs import apply_due_resets, reconcile_unpaid, settle_backlog, settle_pending
 
@@ -252,7 +252,7 @@ def worker_options(
         )
         if database_url is not None:
             # A worker process of its own: what it holds from now on stays.
-            freeze_startup_objects()
+            prepare_collector()
         ctx["ready"] = True
 
     async def shutdown(ctx: dict[str, Any]) -> None:

@@ -36,7 +36,7 @@ from app.db import close_db, init_db, migrate_db
 from app.ledger.audit import audit
 from app.members.service import login_with_openid
 from app.orders.models import Order
-from app.startup import freeze_startup_objects
+from app.startup import prepare_collector
 
 TARGET_PER_SECOND = 5000.0
 TARGET_RATIO = 5.0
@@ -366,7 +366,7 @@ async def _worker() -> None:
     if redis is not None:
         use_figure_cache(RedisFigureCache(redis))
     # As `rebate worker` does once started.
-    freeze_startup_objects()
+    prepare_collector()
     [row] = await connections.get("default").execute_query_dict("SELECT pg_backend_pid() AS pid")
     backend = int(row["pid"])
     counter = _StatementCounter()
