@@ -28,7 +28,7 @@ from app.rebate.figure_cache import InMemoryFigureCache, RedisFigureCache
 from app.rebate.figures import use_figure_cache
 from app.wechat.client import WeChatGateway
 from app.wechat.credentials import WeChatCredentials, resolve_credentials
-from app.wechat.http import refund_notify_endpoint, v3_notify_endpoint
+from app.wechat.http import XmlPostDoor, refund_notify_endpoint, v3_notify_endpoint
 from app.wechat.pay_notify import (
     InvalidNotification,
     PaymentNotice,
@@ -41,8 +41,6 @@ from graphql_schema.schema import build_schema, schema
 from workers.runtime import ArqJobs, InProcessJobs
 
 log = logging.getLogger("rebate")
-
-MAX_NOTIFICATION_BYTES = 64 * 1024
 
 
 @dataclass
@@ -153,17 +151,14 @@ def create_app(
             services.jobs.settle_soon(outcome.order_id)
         return True, "OK"
 
-    async def pay_notify(request: Request) -> Response:
-        body = await request.body()
-        if len(body) > MAX_NOTIFICATION_BYTES:
-            return _xml(reply_xml(False, "body too large"))
+    async def pay_notify_answer(body: bytes) -> str:
         try:
             notice = parse_v2_payment_notification(body, credentials)
         except InvalidNotification as exc:
             log.warning("payment notification refused: %s", exc.reason)
-            return _xml(reply_xml(False, exc.reason))
+            return reply_xml(False, exc.reason)
         accepted, reason = await accept_payment(notice)
-        return _xml(reply_xml(accepted, reason))
+        return reply_xml(accepted, reason)
 
     async def healthz(request: Request) -> Response:
         from tortoise import connections
@@ -184,7 +179,6 @@ def create_app(
     graphql_app = RebateGraphQL(settings, services)
     routes: list[Any] = [
         Route("/graphql", graphql_app, methods=["GET", "POST"]),
-        Route("/wechat/pay/notify", pay_notify, methods=["POST"]),
         Route(
             "/wechat/pay/notify/v3",
             v3_notify_endpoint(credentials, accept_payment),
@@ -206,6 +200,15 @@ def create_app(
     # Outside production every answer says how long the application took over it, so that a load
     # test can tell the server's own time from the time its requests spent waiting.
     middleware = [] if settings.is_production else [Middleware(ServerTiming)]
+    # WeChat Pay's v2 notifications, answered ahead of Starlette's routing.
+    middleware.append(
+        Middleware(
+            XmlPostDoor,
+            path="/wechat/pay/notify",
+            answer=pay_notify_answer,
+            too_large=reply_xml(False, "body too large"),
+        )
+    )
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.services = services
     app.state.settings = settings
@@ -232,7 +235,3 @@ class ServerTiming:
             await send(message)
 
         await self.app(scope, receive, timed_send)
-
-
-def _xml(text: str) -> Response:
-    return Response(text, media_type="application/xml")

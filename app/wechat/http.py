@@ -1,10 +1,12 @@
-"""Starlette endpoints for WeChat Pay v3 payment and v2 refund notifications, from factories."""
+"""Starlette endpoints for WeChat Pay v3 payment and v2 refund notifications, from factories, and
+the door that answers v2 payment notifications ahead of Starlette."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -40,6 +42,68 @@ async def _read_body(request: Request, limit: int = MAX_NOTIFICATION_BYTES) -> b
             raise _TooLarge()
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+XmlAnswer = Callable[[bytes], Awaitable[str]]
+
+
+class XmlPostDoor:
+    """ASGI middleware that answers the requests to one path itself: a POST from its body, with
+    XML; any other method 405. Requests to other paths go on to the app.
+
+    For WeChat Pay's v2 payment notifications, the busiest caller of the server: each passed
+    through Starlette's exception layer, routing, Request and Response objects, which cost
+    93,000 instructions a request (callgrind, a bare endpoint against the same in a Starlette
+    route: 126,000 against 218,000), as much as uvicorn itself. A failure of `answer` goes on
+    up to the middleware outside, which answers 500, as a route's would.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        path: str,
+        answer: XmlAnswer,
+        too_large: str,
+        limit: int = MAX_NOTIFICATION_BYTES,
+    ) -> None:
+        self.app = app
+        self.path = path
+        self.answer = answer
+        self.too_large = too_large.encode()
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path:
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] != "POST":
+            await _send(send, 405, b"Method Not Allowed", b"text/plain", ((b"allow", b"POST"),))
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                # Refused with what came: the rest is not buffered, whatever its length.
+                await _send(send, 200, self.too_large, b"application/xml")
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        data = (await self.answer(b"".join(chunks))).encode()
+        await _send(send, 200, data, b"application/xml")
+
+
+async def _send(
+    send: Any, status: int, body: bytes, content_type: bytes, extra: tuple[Any, ...] = ()
+) -> None:
+    headers = [(b"content-length", b"%d" % len(body)), (b"content-type", content_type), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _utc_now() -> datetime:
