@@ -211,8 +211,10 @@ async def run(scale: Scale, progress: Progress, env: BenchEnv) -> BenchResult:
             "entries_in_queue": entries,
             "waiting_in_queue": waiting,
             "serve_workers": workers,
-            "latency": "end to end as the load generator saw it; server_* is the app's own time "
-            "(Server-Timing: from the call into the ASGI app to the response's start)",
+            "latency": "end to end: from the request's write to its answer's last byte reaching "
+            "the generator's socket (the kernel's stamp); read_p99_ms: to when the generator read "
+            "it; server_* is the app's own time (Server-Timing: from the call into the ASGI app to "
+            "the response's start)",
         },
     )
 

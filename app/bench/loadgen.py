@@ -1,6 +1,6 @@
 """A lean HTTP/1.1 load generator on loopback: keep-alive connections, fixed requests in flight.
 
-Written on asyncio's protocol layer rather than an HTTP client library so that, on a machine
+Written on the event loop's sockets rather than an HTTP client library so that, on a machine
 with two cores shared with the server, the generator spends as little CPU per request as it can:
 it only frames responses (status line, Content-Length, the Server-Timing header) and hands each
 body to a check. It runs in the benchmark's own process, never in the server's.
@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import struct
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from app.bench.report import Progress, percentile
 
@@ -26,8 +29,13 @@ class LoadResult:
     sent: int
     ok: int  # responses the check accepted
     elapsed_s: float
-    latencies_ms: list[float]  # end to end, as the generator saw them: send to last byte
+    # End to end: from the request's write to its answer's last byte reaching the generator's
+    # socket, as the kernel stamped its arrival (Linux); elsewhere as read_ms.
+    latencies_ms: list[float]
     server_ms: list[float]  # the server's own Server-Timing "app" duration, where it gave one
+    # From the write to the moment the generator read the answer: also the generator's own wait
+    # for a core and for its turn among the answers that came together.
+    read_ms: list[float] = field(default_factory=list)
     statuses: Counter = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)  # the first few refused bodies
 
@@ -48,6 +56,7 @@ class LoadResult:
             "p90_ms": ms(self.latencies_ms, 0.90),
             "p99_ms": ms(self.latencies_ms, 0.99),
             "max_ms": ms(self.latencies_ms, 1.0),
+            "read_p99_ms": ms(self.read_ms, 0.99),
             "server_p50_ms": ms(self.server_ms, 0.50),
             "server_p99_ms": ms(self.server_ms, 0.99),
             "statuses": {str(code): count for code, count in sorted(self.statuses.items())},
@@ -90,11 +99,14 @@ class _Load:
         self.next_index += 1
         return request
 
-    def answered(self, status: int, body: bytes, server_ms: float | None, elapsed: float) -> None:
+    def answered(
+        self, status: int, body: bytes, server_ms: float | None, arrived_ms: float, read_ms: float
+    ) -> None:
         result = self.result
         result.sent += 1
         result.statuses[status] += 1
-        result.latencies_ms.append(elapsed * 1000.0)
+        result.latencies_ms.append(arrived_ms)
+        result.read_ms.append(read_ms)
         if server_ms is not None:
             result.server_ms.append(server_ms)
         if self.check(status, body):
@@ -114,48 +126,91 @@ class _Load:
             self.done.set_exception(exc)
 
 
-class _Connection(asyncio.Protocol):
+# Linux's SO_TIMESTAMPNS (also the type of its control message), which the socket module does
+# not name: the kernel stamps each read with the arrival of the data it returns.
+_SO_TIMESTAMPNS = 35 if sys.platform == "linux" else None
+_STAMP_SPACE = socket.CMSG_SPACE(16) if _SO_TIMESTAMPNS is not None else 0
+
+
+class _Connection:
     """One keep-alive connection: one request at a time, the response framed by Content-Length.
 
-    Driven from its callbacks: a complete response is timed as its last byte is read and the
-    next request is written at once, with no task or future per request, so that the generator
-    takes as little of the machine's CPU from the server as it can, and the time it measures
-    holds no wait of its own for a turn of the loop.
+    Driven from the loop's readiness callback on its socket: a complete response is timed and
+    the next request written at once, with no task or future per request, so that the
+    generator takes as little of the machine's CPU from the server as it can. The time of an
+    answer is when its last byte reached the socket, as the kernel stamped it, not when this
+    process got round to reading it: on two cores shared with the server and the database, the
+    generator waits for a core, and reads the answers that came together one after another.
     """
 
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
+    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+        self.sock = sock
+        self.loop = loop
         self.buffer = bytearray()
         self.load: _Load | None = None
-        self.sent_at = 0.0
+        self.sent_ns = 0
         self.waiting = False  # a request is out and its response not read yet
+        self.arrived_ns = 0
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
+    @classmethod
+    async def open(cls, host: str, port: int) -> _Connection:
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if _SO_TIMESTAMPNS is not None:
+            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        try:
+            await loop.sock_connect(sock, (host, port))
+        except BaseException:
+            sock.close()
+            raise
+        return cls(sock, loop)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.waiting and self.load is not None:
-            self.load.fail(ConnectionError("the server closed the connection"))
-
-    def start(self, load: _Load) -> bool:
-        """Take the first request of `load`; False when there was none left."""
+    def start(self, load: _Load) -> None:
+        """Take the first request of `load`, if any is left."""
         self.load = load
-        if not self._send_next():
-            return False
-        load.busy += 1
-        return True
+        self.loop.add_reader(self.sock.fileno(), self._readable)
+        if self._send_next():
+            load.busy += 1
+
+    def close(self) -> None:
+        if self.sock.fileno() >= 0:
+            self.loop.remove_reader(self.sock.fileno())
+            self.sock.close()
 
     def _send_next(self) -> bool:
-        assert self.load is not None and self.transport is not None
+        assert self.load is not None
         request = self.load.take()
         if request is None:
             return False
         self.waiting = True
-        self.sent_at = time.perf_counter()
-        self.transport.write(request)
+        self.sent_ns = time.time_ns()
+        try:
+            sent = self.sock.send(request)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            self._fail(exc)
+            return True
+        if sent < len(request):  # the socket's buffer was full: the rest as it drains
+            self.loop.create_task(self.loop.sock_sendall(self.sock, request[sent:]))
         return True
 
-    def data_received(self, data: bytes) -> None:
+    def _readable(self) -> None:
+        try:
+            data, control, _, _ = self.sock.recvmsg(65536, _STAMP_SPACE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._fail(exc)
+            return
+        if not data:
+            self.loop.remove_reader(self.sock.fileno())
+            if self.waiting:
+                self._fail(ConnectionError("the server closed the connection"))
+            return
+        self.arrived_ns = _stamp(control) or time.time_ns()
         self.buffer += data
         end = self.buffer.find(b"\r\n\r\n")
         if end < 0:
@@ -175,7 +230,7 @@ class _Connection(asyncio.Protocol):
                 server_ms = _app_duration(value)
         if len(self.buffer) < end + 4 + length:
             return
-        elapsed = time.perf_counter() - self.sent_at
+        read_ns = time.time_ns()
         body = bytes(self.buffer[end + 4 : end + 4 + length])
         del self.buffer[: end + 4 + length]
         status = int(head[0].split(b" ", 2)[1])
@@ -183,13 +238,28 @@ class _Connection(asyncio.Protocol):
         if load is None or not self.waiting:
             return
         self.waiting = False
-        load.answered(status, body, server_ms, elapsed)
+        load.answered(
+            status,
+            body,
+            server_ms,
+            (self.arrived_ns - self.sent_ns) / 1e6,
+            (read_ns - self.sent_ns) / 1e6,
+        )
         if not self._send_next():
             load.idle()
 
     def _fail(self, exc: Exception) -> None:
         if self.load is not None:
             self.load.fail(exc)
+
+
+def _stamp(control: list[tuple[int, int, bytes]]) -> int | None:
+    """The kernel's arrival time of a read, in nanoseconds since the epoch, if it gave one."""
+    for level, kind, data in control:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= 16:
+            seconds, nanoseconds = struct.unpack("qq", data[:16])
+            return seconds * 1_000_000_000 + nanoseconds
+    return None
 
 
 def _app_duration(value: bytes) -> float | None:
@@ -214,24 +284,23 @@ async def fire(
     host: str = "127.0.0.1",
 ) -> LoadResult:
     """Send every request once, `concurrency` at a time, each connection reused for the next."""
-    loop = asyncio.get_running_loop()
     total = len(requests)
     connections: list[_Connection] = []
-    for _ in range(min(concurrency, total)):
-        _, protocol = await loop.create_connection(_Connection, host, port)
-        connections.append(protocol)
-    load = _Load(requests, check, progress, stage)
-    started = time.perf_counter()
     try:
-        for connection in connections:
-            connection.start(load)
-        if load.busy:
-            await load.done
+        for _ in range(min(concurrency, total)):
+            connections.append(await _Connection.open(host, port))
+        load = _Load(requests, check, progress, stage)
+        started = time.perf_counter()
+        try:
+            for connection in connections:
+                connection.start(load)
+            if load.busy:
+                await load.done
+        finally:
+            load.result.elapsed_s = time.perf_counter() - started
     finally:
-        load.result.elapsed_s = time.perf_counter() - started
         for connection in connections:
-            if connection.transport is not None:
-                connection.transport.close()
+            connection.close()
     if progress is not None:
         progress.update(total, total, stage)
     return load.result

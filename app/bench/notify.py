@@ -174,8 +174,10 @@ async def run(scale: Scale, progress: Progress, env: BenchEnv) -> BenchResult:
         "settled_afterwards": settled,
         "settle_afterwards_s": round(settle_seconds, 2),
         "little_law_rate_for_p99_target": round(scale.notify_concurrency / TARGET_P99_MS * 1000),
-        "latency": "end to end as the load generator saw it; server_* is the app's own time "
-        "(Server-Timing: from the call into the ASGI app to the response's start)",
+        "latency": "end to end: from the request's write to its answer's last byte reaching the "
+        "generator's socket (the kernel's stamp); read_p99_ms: to when the generator read it; "
+        "server_* is the app's own time (Server-Timing: from the call into the ASGI app to the "
+        "response's start)",
     }
     base_value = baseline.ok_per_second
     return BenchResult(

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
+import sys
+import threading
+import time
 
 import pytest
 
@@ -76,6 +80,8 @@ async def test_every_request_is_sent_once_and_its_answer_counted() -> None:
     assert result.ok == 57 - len(refused)
     assert result.statuses == {200: 57 - len(refused), 409: len(refused)}
     assert len(result.latencies_ms) == 57 and min(result.latencies_ms) >= 1.0
+    pairs = zip(result.read_ms, result.latencies_ms, strict=True)
+    assert all(read >= arrived for read, arrived in pairs)
     assert result.server_ms == [1.5] * 57
     assert result.failures[0].startswith("409: b'echo:request ")
 
@@ -101,3 +107,32 @@ async def test_a_connection_closed_before_its_answer_fails_the_load() -> None:
             await asyncio.wait_for(fire(port, requests, concurrency=2, check=_ok), 10)
     finally:
         server.close()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the kernel's arrival stamps are Linux's")
+async def test_an_answer_is_timed_at_its_arrival_not_when_the_generator_reads_it() -> None:
+    """The generator's own stall (here: its loop held for 200 ms while the answer came) is not
+    counted as the server's time."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    loop = asyncio.get_running_loop()
+
+    def answer_while_the_generator_stalls() -> None:
+        with listener, listener.accept()[0] as conn:
+            conn.recv(65536)
+            loop.call_soon_threadsafe(time.sleep, 0.2)
+            time.sleep(0.02)  # the generator's loop is held by now
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    server = threading.Thread(target=answer_while_the_generator_stalls)
+    server.start()
+    result = await fire(port, [http_request("GET", "/")], concurrency=1, check=_ok_status)
+    server.join()
+    assert result.ok == 1
+    assert result.read_ms[0] >= 200
+    assert result.latencies_ms[0] < 100
+
+
+def _ok_status(status: int, body: bytes) -> bool:
+    return status == 200 and body == b"ok"
