@@ -53,9 +53,11 @@ class XmlPostDoor:
 
     For WeChat Pay's v2 payment notifications, the busiest caller of the server: each passed
     through Starlette's exception layer, routing, Request and Response objects, which cost
-    93,000 instructions a request (callgrind, a bare endpoint against the same in a Starlette
-    route: 126,000 against 218,000), as much as uvicorn itself. A failure of `answer` goes on
-    up to the middleware outside, which answers 500, as a route's would.
+    93,000 instructions a request (callgrind: a bare endpoint 126,000, the same in a Starlette
+    route 218,000), as much as uvicorn itself. In the notify benchmark the server's CPU per
+    notification went from 0.215 to 0.148 ms (medians of six runs each, alternating). A
+    failure of `answer` goes on up to the middleware outside, which answers 500, as a route's
+    would.
     """
 
     def __init__(
