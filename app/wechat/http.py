@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from app.wechat.credentials import WeChatCredentials
@@ -34,13 +34,28 @@ async def _read_body(request: Request, limit: int = MAX_NOTIFICATION_BYTES) -> b
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise _TooLarge()
+    body = await _receive_body(request.receive, limit)
+    if body is None:
+        raise ClientDisconnect()
+    return body
+
+
+async def _receive_body(receive: Any, limit: int) -> bytes | None:
+    """The body from ASGI's `receive`, raising `_TooLarge` once more than `limit` bytes came
+    (the rest is not buffered); None when the caller went away before sending it all."""
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise _TooLarge()
         chunks.append(chunk)
+        more = message.get("more_body", False)
     return b"".join(chunks)
 
 
@@ -81,22 +96,15 @@ class XmlPostDoor:
         if scope["method"] != "POST":
             await _send(send, 405, b"Method Not Allowed", b"text/plain", ((b"allow", b"POST"),))
             return
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limit:
-                # Refused with what came: the rest is not buffered, whatever its length.
-                await _send(send, 200, self.too_large, b"application/xml")
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        data = (await self.answer(b"".join(chunks))).encode()
+        try:
+            body = await _receive_body(receive, self.limit)
+        except _TooLarge:
+            # Refused with what came: the rest is not buffered, whatever its length.
+            await _send(send, 200, self.too_large, b"application/xml")
+            return
+        if body is None:
+            return
+        data = (await self.answer(body)).encode()
         await _send(send, 200, data, b"application/xml")
 
 
