@@ -150,7 +150,6 @@ class _Connection:
         self.load: _Load | None = None
         self.sent_ns = 0
         self.waiting = False  # a request is out and its response not read yet
-        self.arrived_ns = 0
 
     @classmethod
     async def open(cls, host: str, port: int) -> _Connection:
@@ -210,7 +209,8 @@ class _Connection:
             if self.waiting:
                 self._fail(ConnectionError("the server closed the connection"))
             return
-        self.arrived_ns = _stamp(control) or time.time_ns()
+        # The last read completes the answer: its stamp is the answer's arrival.
+        arrived_ns = _stamp(control) or time.time_ns()
         self.buffer += data
         end = self.buffer.find(b"\r\n\r\n")
         if end < 0:
@@ -242,7 +242,7 @@ class _Connection:
             status,
             body,
             server_ms,
-            (self.arrived_ns - self.sent_ns) / 1e6,
+            (arrived_ns - self.sent_ns) / 1e6,
             (read_ns - self.sent_ns) / 1e6,
         )
         if not self._send_next():
