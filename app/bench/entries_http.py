@@ -29,7 +29,7 @@ from app.bench.infra import (
 from app.bench.loadgen import fire, fire_metered, http_request
 from app.bench.report import BenchResult, Progress
 from app.bench.scale import Scale
-from app.bench.scene import burst_worker, fetch_row, scene_server, serve_workers
+from app.bench.scene import PRIME, burst_worker, fetch_row, scene_server, serve_workers
 from app.config import Settings
 from app.wechat.credentials import resolve_credentials
 
@@ -158,6 +158,7 @@ async def run(scale: Scale, progress: Progress, env: BenchEnv) -> BenchResult:
             scene.requests(TRIVIAL, scale.http_requests),
             **meter,
             concurrency=concurrency,
+            prime=PRIME,
             check=typename_ok,
             progress=progress,
             stage="{ __typename }",
@@ -166,6 +167,7 @@ async def run(scale: Scale, progress: Progress, env: BenchEnv) -> BenchResult:
             port,
             scene.requests(QUERY, min(500, scale.http_requests)),
             concurrency=1,
+            prime=PRIME,
             check=page_ok,
             progress=progress,
             stage="myEntries one at a time",
@@ -175,6 +177,7 @@ async def run(scale: Scale, progress: Progress, env: BenchEnv) -> BenchResult:
             scene.requests(QUERY, scale.http_requests),
             **meter,
             concurrency=concurrency,
+            prime=PRIME,
             check=page_ok,
             progress=progress,
             stage="myEntries",

@@ -273,6 +273,10 @@ def _app_duration(value: bytes) -> float | None:
     return None
 
 
+def _any(status: int, body: bytes) -> bool:
+    return True
+
+
 async def fire(
     port: int,
     requests: Sequence[bytes],
@@ -282,20 +286,26 @@ async def fire(
     progress: Progress | None = None,
     stage: str = "load",
     host: str = "127.0.0.1",
+    prime: bytes | None = None,
 ) -> LoadResult:
-    """Send every request once, `concurrency` at a time, each connection reused for the next."""
+    """Send every request once, `concurrency` at a time, each connection reused for the next.
+
+    With `prime`, each connection first sends that request and has its answer before the clock
+    starts. A connection the kernel has opened is not yet one the server has accepted: the
+    server takes it up between other work, so without a prime the first requests also wait
+    for the server to accept (and, with several server processes, to win) their connections.
+    """
     total = len(requests)
     connections: list[_Connection] = []
     try:
         for _ in range(min(concurrency, total)):
             connections.append(await _Connection.open(host, port))
+        if prime is not None:
+            await _drive(_Load([prime] * len(connections), _any, None, ""), connections)
         load = _Load(requests, check, progress, stage)
         started = time.perf_counter()
         try:
-            for connection in connections:
-                connection.start(load)
-            if load.busy:
-                await load.done
+            await _drive(load, connections)
         finally:
             load.result.elapsed_s = time.perf_counter() - started
     finally:
@@ -304,6 +314,14 @@ async def fire(
     if progress is not None:
         progress.update(total, total, stage)
     return load.result
+
+
+async def _drive(load: _Load, connections: list[_Connection]) -> None:
+    """Until every request of `load` is answered over `connections`."""
+    for connection in connections:
+        connection.start(load)
+    if load.busy:
+        await load.done
 
 
 class CpuMeter:

@@ -30,7 +30,7 @@ from app.bench.infra import (
 from app.bench.loadgen import fire, fire_metered, http_request
 from app.bench.report import BenchResult, Progress, percentile
 from app.bench.scale import Scale
-from app.bench.scene import burst_worker, fetch_row, scene_server, serve_workers
+from app.bench.scene import PRIME, burst_worker, fetch_row, scene_server, serve_workers
 from app.config import Settings
 from app.wechat.credentials import resolve_credentials
 
@@ -115,6 +115,7 @@ async def run(scale: Scale, progress: Progress, env: BenchEnv) -> BenchResult:
             port,
             sequential,
             concurrency=1,
+            prime=PRIME,
             check=accepted,
             progress=progress,
             stage="one at a time",
@@ -126,6 +127,7 @@ async def run(scale: Scale, progress: Progress, env: BenchEnv) -> BenchResult:
             server_pid=scene.server.pid,
             database_url=scene.database_url,
             concurrency=scale.notify_concurrency,
+            prime=PRIME,
             check=accepted,
             progress=progress,
             stage=f"{scale.notify_concurrency} in flight",
@@ -156,7 +158,8 @@ async def run(scale: Scale, progress: Progress, env: BenchEnv) -> BenchResult:
         "p99_ms": p99,
         "server_p99_ms": server_p99,
         # The first `concurrency` answers are mostly those of the burst that opens the load (all
-        # sent at once on connections opened beforehand); the rest, the load as it goes on.
+        # sent at once on connections the server took up beforehand); the rest, the load as it
+        # goes on.
         "p99_ms_first_answers": round(percentile(result.latencies_ms[:first], 0.99), 2),
         "p99_ms_later_answers": round(percentile(result.latencies_ms[first:], 0.99), 2),
         "measured": summary,

@@ -22,6 +22,7 @@ from app.bench.infra import (
     served_api,
     service_environ,
 )
+from app.bench.loadgen import http_request
 
 SCENE_ENVIRON = {
     "WECHAT_FAKE": "true",
@@ -30,6 +31,11 @@ SCENE_ENVIRON = {
     # No sweeps or resets in the middle of a measurement.
     "JOBS_INTERVAL_SECONDS": "0",
 }
+
+# Sent once on each connection of a measured load before its clock starts (`fire`'s `prime`):
+# the measurement is of requests on connections the server has taken up, as behind a proxy
+# that keeps its connections to the server open.
+PRIME = http_request("GET", "/healthz")
 
 
 def serve_workers() -> int:

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from app.bench.loadgen import fire, http_request
+from app.bench.loadgen import LoadResult, fire, http_request
 
 
 class _Server(asyncio.Protocol):
@@ -107,6 +107,47 @@ async def test_a_connection_closed_before_its_answer_fails_the_load() -> None:
             await asyncio.wait_for(fire(port, requests, concurrency=2, check=_ok), 10)
     finally:
         server.close()
+
+
+async def test_a_prime_has_every_connection_taken_up_before_the_clock_starts() -> None:
+    """A server that takes up its connections 200 ms after the kernel opened them: without a
+    prime the first answers carry that wait; with one they do not, and the primes, one per
+    connection and all answered before the first request, are neither counted nor timed."""
+    requests = [http_request("POST", "/x", f"r{i}".encode()) for i in range(9)]
+    cold, _ = await _fire_at_a_late_server(requests, prime=None)
+    primed, received = await _fire_at_a_late_server(
+        requests, prime=http_request("GET", "/ready", b"prime")
+    )
+    # The test server refuses r7; the primes' answers, all 200, are not counted.
+    assert (cold.sent, cold.ok, primed.sent, primed.ok) == (9, 8, 9, 8)
+    assert received[:3] == [b"prime"] * 3
+    assert sorted(received[3:]) == sorted(f"r{i}".encode() for i in range(9))
+    assert max(cold.read_ms) >= 150
+    assert max(primed.read_ms) < 100
+
+
+async def _fire_at_a_late_server(
+    requests: list[bytes], prime: bytes | None
+) -> tuple[LoadResult, list[bytes]]:
+    """`fire` over 3 connections at a server that accepts them only after 200 ms."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    server_type = type("Server", (_Server,), {"received": [], "close_after": None})
+    loop = asyncio.get_running_loop()
+    servers: list[asyncio.AbstractServer] = []
+
+    async def take_up() -> None:
+        servers.append(await loop.create_server(server_type, sock=listener))
+
+    late = loop.call_later(0.2, lambda: loop.create_task(take_up()))
+    try:
+        port = listener.getsockname()[1]
+        result = await fire(port, requests, concurrency=3, check=_ok, prime=prime)
+    finally:
+        late.cancel()
+        for server in servers:
+            server.close()
+        listener.close()
+    return result, server_type.received
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the kernel's arrival stamps are Linux's")
