@@ -79,7 +79,7 @@ async def account_ids(refs: Iterable[AccountRef], conn: BaseDBAsyncClient) -> di
     if missing:
         # Two transactions may open the same account at once: the loser's insert is ignored
         # instead of aborting its transaction, and it reads the winner's row.
-        await insert_rows(
+        opened = await insert_rows(
             conn,
             "ledger_account",
             _ACCOUNT_COLUMNS,
@@ -88,8 +88,11 @@ async def account_ids(refs: Iterable[AccountRef], conn: BaseDBAsyncClient) -> di
                 for ref in sorted(missing, key=lambda r: r.code)
             ],
             on_conflict="(code) DO NOTHING",
+            returning="id, code",
         )
-        found.update(await _account_rows({ref.code: ref for ref in missing}, conn))
+        found.update((row["code"], row["id"]) for row in opened)
+        if lost := {ref.code: ref for ref in missing if ref.code not in found}:
+            found.update(await _account_rows(lost, conn))
     return found
 
 
@@ -136,12 +139,15 @@ class Txn:
     postings: Sequence[tuple[AccountRef, int]]
 
 
-async def post_many(txns: Sequence[Txn], conn: BaseDBAsyncClient) -> set[str]:
+async def post_many(
+    txns: Sequence[Txn], conn: BaseDBAsyncClient, *, balances_last: bool = False
+) -> set[str]:
     """Post many balanced transactions in a fixed number of statements; returns the keys
     posted now. A key posted before (or twice in `txns`) is skipped, as `post` skips it.
 
     Each account's balance moves once, by the sum of its postings here; a non-negative account
     that this sum would take below zero raises, and the caller's transaction must not commit.
+    `balances_last` as for `Journal.close`.
     """
     first: dict[str, Txn] = {}
     for txn in txns:
@@ -155,7 +161,8 @@ async def post_many(txns: Sequence[Txn], conn: BaseDBAsyncClient) -> set[str]:
             for txn in first.values()
             if txn.key in opened
             for ref, amount in txn.postings
-        ]
+        ],
+        balances_last=balances_last,
     )
     return opened
 
@@ -225,21 +232,28 @@ class Journal:
     async def write(self, legs: Iterable[Leg]) -> None:
         """Write postings now, leaving the balances to `close` (their accounts are opened if
         missing, not locked)."""
-        rows = self._rows(legs)
-        missing = {ref.code: ref for _, ref, _ in rows if ref.code not in self.account_ids}
-        if missing:
-            self.account_ids.update(await account_ids(missing.values(), self.conn))
-        await self._copy(rows)
+        await self._write_rows(self._rows(legs))
 
-    async def close(self, legs: Iterable[Leg] = ()) -> None:
+    async def close(self, legs: Iterable[Leg] = (), *, balances_last: bool = False) -> None:
         """Write the last postings and move every balance; every opened transaction must
-        balance by now."""
+        balance by now.
+
+        A moved balance stays locked until the caller commits, and the platform's accounts are
+        in every payment and settlement. By default one statement opens the missing accounts
+        and moves the balances, and the postings follow: the fewest statements, for a caller
+        that holds a busier lock of its own throughout (a queue's). With `balances_last` the
+        accounts are looked up (or opened) first and the postings written, and the balances
+        move in the last statement: one statement more, and concurrent callers wait for each
+        other over their commits alone, not over the postings' writing and key checks too.
+        """
         rows = self._rows(legs)
         unbalanced = sorted(
             f"{key} {currency.value}" for (key, currency), t in self.sums.items() if t
         )
         if unbalanced:
             raise ValueError(f"ledger transactions do not balance: {', '.join(unbalanced)}")
+        if balances_last:
+            await self._write_rows(rows)
         # One statement opens the missing accounts and moves every balance by its total,
         # account after account in code order: concurrent postings lock the rows in the same
         # order and cannot deadlock. A non-negative account the total would take below zero is
@@ -263,10 +277,15 @@ class Journal:
             # Not moved, or opened below zero: the caller's transaction must not commit.
             if code not in balances or (not ref.may_go_negative and balances[code] < 0):
                 raise InsufficientBalance(f"not enough in {code} for {-total}")
-        await self._copy(rows)
         self.totals.clear()
+        if not balances_last:
+            await self._write_rows(rows)
 
-    async def _copy(self, rows: list[tuple[int, AccountRef, int]]) -> None:
+    async def _write_rows(self, rows: list[tuple[int, AccountRef, int]]) -> None:
+        """Postings, their accounts opened if missing (not locked)."""
+        missing = {ref.code: ref for _, ref, _ in rows if ref.code not in self.account_ids}
+        if missing:
+            self.account_ids.update(await account_ids(missing.values(), self.conn))
         ids = self.account_ids
         await copy_rows(
             self.conn,
