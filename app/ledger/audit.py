@@ -87,6 +87,30 @@ async def audit() -> list[str]:
         "GROUP BY order_id HAVING COUNT(*) > 1"
     ):
         violations.append(f"order {row['order_id']} was paid by {row['n']} notifications")
+    violations += await _copy_violations()
+    return violations
+
+
+async def _copy_violations() -> list[str]:
+    """7. Columns that copy what a row's own key leads to agree with it: the database checks
+    the keys, not the copies (they are kept for the indexes)."""
+    violations = []
+    for row in await _rows(
+        "SELECT e.id AS id FROM queue_entry e JOIN order_line l ON l.id = e.line_id "
+        "JOIN app_order o ON o.id = l.order_id "
+        "WHERE e.order_id <> l.order_id OR e.user_id <> o.user_id"
+    ):
+        violations.append(f"entry {row['id']} names another order or buyer than its line's")
+    for row in await _rows(
+        "SELECT c.id AS id FROM contribution c JOIN order_line l ON l.id = c.line_id "
+        "WHERE c.order_id <> l.order_id"
+    ):
+        violations.append(f"contribution {row['id']} names another order than its line's")
+    for row in await _rows(
+        "SELECT p.id AS id FROM payout p JOIN contribution c ON c.id = p.contribution_id "
+        "WHERE p.from_order_id <> c.order_id"
+    ):
+        violations.append(f"payout {row['id']} names another order than its contribution's")
     return violations
 
 

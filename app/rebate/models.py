@@ -57,11 +57,15 @@ class QueueEntry(Model):
     )
     queue_key = fields.CharField(max_length=64)
     number = fields.BigIntField()
+    # The line's order and its buyer, copied for the indexes: the database checks the line's
+    # key, `rebate audit` checks the copies (migration 0011).
     order = fields.ForeignKeyField(
-        "models.Order", related_name="entries", on_delete=fields.RESTRICT
+        "models.Order", related_name="entries", on_delete=fields.RESTRICT, db_constraint=False
     )
     line = fields.OneToOneField("models.OrderLine", related_name="entry", on_delete=fields.RESTRICT)
-    user = fields.ForeignKeyField("models.User", related_name="entries", on_delete=fields.RESTRICT)
+    user = fields.ForeignKeyField(
+        "models.User", related_name="entries", on_delete=fields.RESTRICT, db_constraint=False
+    )
     # Where the line came from, for the limits of its scopes (SPEC §6): the product, the store
     # and the kind of order, and the operator's calendar day of the payment.
     product_id = fields.IntField(null=True)
@@ -100,8 +104,9 @@ class Contribution(Model):
     queue = fields.ForeignKeyField(
         "models.Queue", related_name="contributions", on_delete=fields.RESTRICT
     )
+    # The line's order, copied: checked by `rebate audit`, not by the database (migration 0011).
     order = fields.ForeignKeyField(
-        "models.Order", related_name="contributions", on_delete=fields.RESTRICT
+        "models.Order", related_name="contributions", on_delete=fields.RESTRICT, db_constraint=False
     )
     line = fields.OneToOneField(
         "models.OrderLine", related_name="contribution", on_delete=fields.RESTRICT
@@ -126,8 +131,9 @@ class Payout(Model):
     entry = fields.ForeignKeyField(
         "models.QueueEntry", related_name="payouts", on_delete=fields.RESTRICT
     )
+    # The contribution's order, copied: checked by `rebate audit`, not by the database.
     from_order = fields.ForeignKeyField(
-        "models.Order", related_name="payouts_made", on_delete=fields.RESTRICT
+        "models.Order", related_name="payouts_made", on_delete=fields.RESTRICT, db_constraint=False
     )
     amount_fen = fields.BigIntField()
     created_at = fields.DatetimeField(auto_now_add=True)
