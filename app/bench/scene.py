@@ -34,8 +34,11 @@ SCENE_ENVIRON = {
 
 # Sent once on each connection of a measured load before its clock starts (`fire`'s `prime`):
 # the measurement is of requests on connections the server has taken up, as behind a proxy
-# that keeps its connections to the server open.
-PRIME = http_request("GET", "/healthz")
+# that keeps its connections to the server open. It is answered by the first layer of the app
+# (the notification door refuses a GET), touching neither the database nor Redis: a prime that
+# read the database (GET /healthz) had each process open a dozen new connections just before
+# the load, and the first batches ran on backends that had yet to load their caches.
+PRIME = http_request("GET", "/wechat/pay/notify")
 
 
 def serve_workers() -> int:
