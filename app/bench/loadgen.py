@@ -329,6 +329,8 @@ class CpuMeter:
 
     Read from /proc (Linux); elsewhere there are no figures. `machine_busy_cores` is the whole
     machine's, other people's work included: on a shared machine it says how much was left.
+    `machine_stolen_cores`, part of it, is the time a virtual machine's cores were ready to run
+    while its host ran another machine: a stall that no process here caused.
     """
 
     def __init__(self, server_pid: int, database_url: str) -> None:
@@ -360,7 +362,13 @@ class CpuMeter:
         figures.update(
             {
                 f"{name}_cores": round(spent[name] / seconds, 2)
-                for name in ("server", "postgres", "load_generator", "machine_busy")
+                for name in (
+                    "server",
+                    "postgres",
+                    "load_generator",
+                    "machine_busy",
+                    "machine_stolen",
+                )
             }
         )
         return figures
@@ -368,10 +376,12 @@ class CpuMeter:
     async def _snapshot(self) -> dict[str, float]:
         try:
             backends = await _backend_pids(self.database_url)
+            busy, stolen = _machine_seconds()
             snapshot = {
                 "server": sum(_cpu_seconds(pid) for pid in _tree(self.server_pid)),
                 "load_generator": _cpu_seconds(os.getpid()),
-                "machine_busy": machine_busy_seconds(),
+                "machine_busy": busy,
+                "machine_stolen": stolen,
             }
         except OSError:
             return {}
@@ -411,9 +421,16 @@ def _tree(root: int) -> list[int]:
 
 
 def machine_busy_seconds() -> float:
+    return _machine_seconds()[0]
+
+
+def _machine_seconds() -> tuple[float, float]:
+    """(busy, stolen): the whole machine's CPU seconds since boot, not idle, and of those the
+    time its virtual cores were ready to run while the host ran something else."""
     with open("/proc/stat") as stat:
         values = [int(value) for value in stat.readline().split()[1:]]
-    return (sum(values) - values[3] - values[4]) / _TICK
+    stolen = values[7] if len(values) > 7 else 0
+    return (sum(values) - values[3] - values[4]) / _TICK, stolen / _TICK
 
 
 async def _backend_pids(database_url: str) -> list[int]:
