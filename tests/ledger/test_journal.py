@@ -23,6 +23,7 @@ from app.ledger.service import (
     user_cash,
 )
 from app.members.service import login_with_openid
+from tests.support.sql_count import Listening
 
 
 class _Statements(logging.Handler):
@@ -36,17 +37,9 @@ class _Statements(logging.Handler):
 
 @contextlib.contextmanager
 def _logged() -> Iterator[list[str]]:
-    logger = logging.getLogger("tortoise.db_client")
-    handler, saved = _Statements(), (logger.level, logger.propagate)
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    logger.propagate = False
-    try:
+    handler = _Statements()
+    with Listening(handler):
         yield handler.sent
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(saved[0])
-        logger.propagate = saved[1]
 
 
 def _written(statement: str) -> str | None:

@@ -31,20 +31,24 @@ class _Collector(logging.Handler):
 _collector = _Collector()
 
 
-class _Listening:
-    """The statement log switched on for the length of a counted request."""
+class Listening:
+    """The statement log switched on, to `handler`, for the length of a `with` block (by
+    default, to the collector of a counted request)."""
+
+    def __init__(self, handler: logging.Handler = _collector) -> None:
+        self.handler = handler
 
     def __enter__(self) -> None:
         logger = logging.getLogger("tortoise.db_client")
         self.saved = (logger.level, logger.propagate)
-        logger.addHandler(_collector)
+        logger.addHandler(self.handler)
         logger.setLevel(logging.DEBUG)
-        # Only the collector needs the statements; pytest's capture would hoard them.
+        # Only the handler needs the statements; pytest's capture would hoard them.
         logger.propagate = False
 
     def __exit__(self, *exc: object) -> None:
         logger = logging.getLogger("tortoise.db_client")
-        logger.removeHandler(_collector)
+        logger.removeHandler(self.handler)
         logger.setLevel(self.saved[0])
         logger.propagate = self.saved[1]
 
@@ -75,7 +79,7 @@ class CountingApp:
             await send(message)
 
         try:
-            with _Listening():
+            with Listening():
                 await self.app(scope, receive, send_with_count)
         finally:
             _statements.reset(token)
